@@ -1,0 +1,148 @@
+"""The `edgefer` command line: thin wrappers over library functions.
+
+TensorFlow is imported only inside the commands that train or export.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    help="edgefer: facial expression recognition from FER-2013 to an edge device.\n\n"
+    "Typical flow: train -> evaluate -> export -> profile -> run.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DATA_HELP = "FER-2013 CSV (Kaggle layout, plain or .gz) or an image folder with one sub-folder per class."
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _known_errors():
+    from edgefer.data import DataError
+
+    return (DataError, ValueError, FileNotFoundError)
+
+
+@app.command()
+def train(
+    model: str = typer.Option("mini_xception", help="Model name (mini_xception, vgg, resnet50, cnn) or 'all'."),
+    data: Optional[str] = typer.Option(None, help=DATA_HELP),
+    recipe: str = typer.Option("paper", help="Named configuration: paper, best (the shipped model), quick."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs (default: the recipe's)."),
+    batch_size: Optional[int] = typer.Option(None, help="Batch size (default: the recipe's)."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate (default: the recipe's)."),
+    schedule: Optional[str] = typer.Option(None, help="plateau (ReduceLROnPlateau) or cosine (with warm-up)."),
+    l2: Optional[float] = typer.Option(None, help="L2 weight decay factor (default: the model's)."),
+    label_smoothing: Optional[float] = typer.Option(None, help="Label smoothing of the cross-entropy."),
+    mixup: Optional[float] = typer.Option(None, help="Mixup Beta(alpha, alpha); 0 turns it off."),
+    no_augment: bool = typer.Option(False, "--no-augment", help="Train without augmentation."),
+    balance_classes: bool = typer.Option(False, help="Weight samples by inverse class frequency."),
+    patience: Optional[int] = typer.Option(None, help="Early-stopping patience in epochs (validation accuracy)."),
+    precise_bn: bool = typer.Option(True, help="Recompute batch-norm statistics before each validation."),
+    seed: int = typer.Option(0, help="Random seed (data order, augmentation, initial weights)."),
+    input_size: int = typer.Option(48, help="Square input size in pixels."),
+    train_split: str = typer.Option("Training", help="CSV Usage value to train on."),
+    val_split: str = typer.Option("PublicTest", help="CSV Usage value to select the best epoch on."),
+    test_split: Optional[str] = typer.Option(None, help="CSV Usage value to report at the end (e.g. PrivateTest)."),
+    val_fraction: float = typer.Option(0.1, help="Image folders: stratified validation fraction."),
+    test_fraction: float = typer.Option(0.1, help="Image folders: stratified test fraction."),
+    limit: Optional[int] = typer.Option(None, help="Use at most this many images per split (quick runs)."),
+    skip_bad: bool = typer.Option(False, help="Skip malformed rows/images and report how many, instead of failing."),
+    name: str = typer.Option("", help="Run name (default: the model name); runs/train/<name>[N]."),
+    project: str = typer.Option("runs/train", help="Folder that holds the run directories."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory from its last checkpoint."),
+    quiet: bool = typer.Option(False, help="One line per epoch instead of a progress bar."),
+):
+    """Train a model; writes runs/train/<name>/ with weights, history, metrics and plots."""
+    from edgefer import training
+
+    verbose = 2 if quiet or not sys.stdout.isatty() else 1
+    try:
+        if resume is not None:
+            result = training.resume(resume, log=typer.echo, verbose=verbose, epochs=epochs)
+            _print_train_results([result])
+            return
+        if not data:
+            fail("--data is required: " + DATA_HELP)
+        from edgefer.models import MODELS
+        from edgefer.pipeline import NO_AUGMENT
+
+        names = list(MODELS) if model == "all" else [model]
+        results = []
+        for model_name in names:
+            config = training.config_from_recipe(
+                recipe, model=model_name, data=data, epochs=epochs, batch_size=batch_size, lr=lr,
+                schedule=schedule, l2=l2, label_smoothing=label_smoothing, patience=patience,
+                precise_bn=precise_bn, seed=seed, input_size=input_size, train_split=train_split,
+                val_split=val_split, test_split=test_split, val_fraction=val_fraction,
+                test_fraction=test_fraction, limit=limit, skip_bad=skip_bad,
+                name=name if name and len(names) == 1 else (f"{name}_{model_name}" if name else ""),
+                project=project, balance_classes=balance_classes,
+            )
+            if no_augment:
+                config.augment = NO_AUGMENT
+            if mixup is not None:
+                import dataclasses
+
+                config.augment = dataclasses.replace(config.augment, mixup_alpha=mixup)
+            from edgefer.models import build_model  # validate the name before loading data
+
+            if model_name not in MODELS:
+                build_model(model_name)
+            typer.echo(f"training {model_name} with recipe {recipe!r}")
+            results.append(training.train(config, log=typer.echo, verbose=verbose))
+        _print_train_results(results)
+    except _known_errors() as error:
+        fail(str(error))
+
+
+def _print_train_results(results) -> None:
+    typer.echo("")
+    typer.echo(f"{'run':<40}{'epochs':>7}{'split':>12}{'accuracy':>10}{'macro-F1':>10}{'img/s':>8}")
+    for result in results:
+        for split, metrics in result.metrics.items():
+            typer.echo(f"{str(result.run_dir):<40}{result.epochs_run:>7}{split:>12}"
+                       f"{metrics['accuracy']:>10.4f}{metrics['macro_f1']:>10.4f}{result.images_per_second:>8.0f}")
+    typer.echo(f"\nbest weights: {results[-1].best_model}")
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Argument(..., help="Model file (.keras; .tflite and .onnx once exported)."),
+    data: str = typer.Option(..., help=DATA_HELP),
+    split: str = typer.Option("PublicTest", help="CSV Usage value, or train/val/test of an image folder."),
+    tta: bool = typer.Option(False, help="Average the prediction with that of the mirrored face."),
+    limit: Optional[int] = typer.Option(None, help="Evaluate at most this many images."),
+    skip_bad: bool = typer.Option(False, help="Skip malformed rows/images instead of failing."),
+    threads: Optional[int] = typer.Option(None, help="Inference threads (default: the runtime's)."),
+    out: Path = typer.Option(Path("runs/evaluate"), help="Folder for metrics.json and confusion.png."),
+    seed: int = typer.Option(0, help="Seed of the stratified split for image folders."),
+):
+    """Accuracy, per-class accuracy, macro-F1 and the normalised confusion matrix of a model."""
+    from edgefer.evaluation import evaluate_model
+
+    try:
+        report = evaluate_model(model, data, split, tta=tta, limit=limit, skip_bad=skip_bad,
+                                threads=threads, out_dir=out, seed=seed)
+    except _known_errors() as error:
+        fail(str(error))
+    typer.echo(report.text)
+    typer.echo(f"\nwrote {report.json_path} and {report.png_path}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,173 @@
+"""Model registry: the paper's mini-Xception and the three baselines it is compared against.
+
+Backend-agnostic Keras 3 (keras.layers only), so the same code runs on TensorFlow or JAX.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from edgefer.labels import NUM_CLASSES
+
+DEFAULT_L2 = 0.01  # the reference implementation's L2 factor
+BN_MOMENTUM = 0.99
+
+
+def _keras():
+    import keras
+
+    return keras
+
+
+def mini_xception(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = DEFAULT_L2, channels: int = 1):
+    """The paper's model: 2 stem convs, 4 residual depthwise-separable blocks, conv head, GAP, softmax.
+
+    58,423 parameters (56,951 trainable) at 48x48x1 and 7 classes.
+    """
+    keras = _keras()
+    layers = keras.layers
+    reg = keras.regularizers.L2(l2) if l2 else None
+
+    inputs = keras.Input((input_size, input_size, channels), name="face")
+    x = inputs
+    for index in (1, 2):
+        x = layers.Conv2D(8, 3, use_bias=False, kernel_regularizer=reg, name=f"stem_conv{index}")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"stem_bn{index}")(x)
+        x = layers.ReLU(name=f"stem_relu{index}")(x)
+
+    for block, filters in enumerate((16, 32, 64, 128), start=1):
+        name = f"block{block}"
+        residual = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False, name=f"{name}_shortcut")(x)
+        residual = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_shortcut_bn")(residual)
+        for step in (1, 2):
+            x = layers.SeparableConv2D(
+                filters, 3, padding="same", use_bias=False,
+                depthwise_regularizer=reg, pointwise_regularizer=reg, name=f"{name}_sepconv{step}",
+            )(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn{step}")(x)
+            if step == 1:
+                x = layers.ReLU(name=f"{name}_relu")(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
+        x = layers.Add(name=f"{name}_add")([x, residual])
+
+    x = layers.Conv2D(num_classes, 3, padding="same", name="head_conv")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = layers.Softmax(name="predictions")(x)
+    return keras.Model(inputs, outputs, name="mini_xception")
+
+
+def vgg(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = 1e-4, channels: int = 1):
+    """VGG-style baseline: 10 conv layers in 4 pooled stages, then 3 dense layers."""
+    keras = _keras()
+    layers = keras.layers
+    reg = keras.regularizers.L2(l2) if l2 else None
+    inputs = keras.Input((input_size, input_size, channels), name="face")
+    x = inputs
+    for stage, (filters, convs) in enumerate(((32, 2), (64, 2), (128, 3), (256, 3)), start=1):
+        for index in range(1, convs + 1):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=reg,
+                              name=f"stage{stage}_conv{index}")(x)
+            x = layers.BatchNormalization(name=f"stage{stage}_bn{index}")(x)
+            x = layers.ReLU(name=f"stage{stage}_relu{index}")(x)
+        x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for index, units in enumerate((512, 256), start=1):
+        x = layers.Dense(units, activation="relu", kernel_regularizer=reg, name=f"fc{index}")(x)
+        x = layers.Dropout(0.4, name=f"dropout{index}")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="vgg")
+
+
+def resnet50(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = 0.0, channels: int = 1):
+    """ResNet-50 trained from scratch (no ImageNet weights) on small grayscale faces."""
+    keras = _keras()
+    model = keras.applications.ResNet50(
+        include_top=True, weights=None, input_shape=(input_size, input_size, channels),
+        classes=num_classes, classifier_activation="softmax",
+    )
+    del l2  # keras.applications builds without weight decay; BN and depth regularise it
+    return keras.Model(model.inputs, model.outputs, name="resnet50")
+
+
+def cnn(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = 0.0, channels: int = 1):
+    """The seed study's plain CNN: two 5x5 conv + max-pool stages, dense 500 and 300, softmax."""
+    keras = _keras()
+    layers = keras.layers
+    reg = keras.regularizers.L2(l2) if l2 else None
+    inputs = keras.Input((input_size, input_size, channels), name="face")
+    x = inputs
+    for index, filters in enumerate((32, 64), start=1):
+        x = layers.Conv2D(filters, 5, padding="same", activation="relu", kernel_regularizer=reg,
+                          name=f"conv{index}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{index}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for index, units in enumerate((500, 300), start=1):
+        x = layers.Dense(units, activation="relu", kernel_regularizer=reg, name=f"fc{index}")(x)
+        x = layers.Dropout(0.5, name=f"dropout{index}")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="cnn")
+
+
+MODELS: dict[str, Callable] = {
+    "mini_xception": mini_xception,
+    "vgg": vgg,
+    "resnet50": resnet50,
+    "cnn": cnn,
+}
+
+
+def build_model(name: str, input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float | None = None):
+    """Build a registered model by name; `l2=None` keeps the model's own default decay."""
+    if name not in MODELS:
+        import difflib
+
+        hint = difflib.get_close_matches(name, MODELS, n=1)
+        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise ValueError(f"unknown model {name!r}{suggestion}; expected one of {', '.join(MODELS)}")
+    kwargs = {"input_size": input_size, "num_classes": num_classes}
+    if l2 is not None:
+        kwargs["l2"] = l2
+    return MODELS[name](**kwargs)
+
+
+@dataclass
+class LayerReport:
+    """The paper's Table 3 row for one model."""
+
+    model: str
+    conv_layers: int
+    pooling_layers: int
+    dense_layers: int
+    parameters: int
+    trainable_parameters: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def layer_report(model) -> LayerReport:
+    """Count conv (incl. separable/depthwise), pooling (incl. global) and dense layers, and parameters."""
+    keras = _keras()
+    conv = (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D)
+    pool = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D,
+            keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
+    counts = {"conv": 0, "pool": 0, "dense": 0}
+
+    def visit(layer):
+        if isinstance(layer, keras.Model):
+            for inner in layer.layers:
+                visit(inner)
+        elif isinstance(layer, conv):
+            counts["conv"] += 1
+        elif isinstance(layer, pool):
+            counts["pool"] += 1
+        elif isinstance(layer, keras.layers.Dense):
+            counts["dense"] += 1
+
+    for layer in model.layers:
+        visit(layer)
+    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
+    return LayerReport(model.name, counts["conv"], counts["pool"], counts["dense"],
+                       int(model.count_params()), int(trainable))

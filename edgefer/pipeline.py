@@ -1,0 +1,151 @@
+"""Training input pipelines: augmentation, mixup and class weights.
+
+The fast path is `tf.data` with Keras preprocessing layers (TensorFlow backend). Other Keras backends
+(JAX on a lent GPU) get the same augmentation through a `keras.utils.PyDataset`.
+Every training batch is full: the remainder is dropped after each epoch's reshuffle, because
+TensorFlow's oneDNN kernels crash on an uneven last batch when training mini_xception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgefer.labels import NUM_CLASSES
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    rotation_degrees: float = 10.0
+    shift: float = 0.1
+    zoom: float = 0.1
+    horizontal_flip: bool = True
+    mixup_alpha: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.rotation_degrees or self.shift or self.zoom or self.horizontal_flip)
+
+
+NO_AUGMENT = AugmentConfig(0.0, 0.0, 0.0, False, 0.0)
+
+
+def augmentation_layers(config: AugmentConfig, seed: int = 0) -> list:
+    import keras
+
+    layers = []
+    if config.rotation_degrees:
+        layers.append(keras.layers.RandomRotation(config.rotation_degrees / 360.0, fill_mode="nearest", seed=seed))
+    if config.shift:
+        layers.append(keras.layers.RandomTranslation(config.shift, config.shift, fill_mode="nearest", seed=seed + 1))
+    if config.zoom:
+        layers.append(keras.layers.RandomZoom(config.zoom, fill_mode="nearest", seed=seed + 2))
+    if config.horizontal_flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 3))
+    return layers
+
+
+def class_weights(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Balanced weights n / (k * count_c), so the weighted class totals are equal."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    return np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 0.0).astype(np.float32)
+
+
+def steps_per_epoch(samples: int, batch_size: int) -> int:
+    steps = samples // batch_size
+    if steps == 0:
+        raise ValueError(f"batch size {batch_size} is larger than the {samples} training samples")
+    return steps
+
+
+def make_train_dataset(images, labels, batch_size, augment: AugmentConfig, seed=0, weights=None):
+    """Batches of (x in [-1, 1] float32 NHWC, one-hot y[, sample weight]), all exactly `batch_size`."""
+    import keras
+
+    steps_per_epoch(len(labels), batch_size)
+    if keras.backend.backend() == "tensorflow":
+        return _tf_dataset(images, labels, batch_size, augment, seed, weights)
+    return _py_batches(images, labels, batch_size, augment, seed, weights)
+
+
+def _tf_dataset(images, labels, batch_size, augment, seed, weights):
+    import tensorflow as tf
+
+    layers = augmentation_layers(augment, seed)
+    ds = tf.data.Dataset.from_tensor_slices((images[..., None], labels.astype(np.int32)))
+    ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    weight_table = tf.constant(weights) if weights is not None else None
+
+    def transform(x, y):
+        x = tf.cast(x, tf.float32)
+        for layer in layers:
+            x = layer(x, training=True)
+        x = tf.clip_by_value(x, 0.0, 255.0) / 127.5 - 1.0  # interpolation can overshoot by rounding
+        one_hot = tf.one_hot(y, NUM_CLASSES)
+        sample_weight = tf.gather(weight_table, y) if weight_table is not None else None
+        if augment.mixup_alpha > 0:
+            x, one_hot, sample_weight = _tf_mixup(x, one_hot, sample_weight, augment.mixup_alpha)
+        return (x, one_hot) if sample_weight is None else (x, one_hot, sample_weight)
+
+    return ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _tf_mixup(x, y, w, alpha):
+    import tensorflow as tf
+
+    batch = tf.shape(x)[0]
+    a = tf.random.gamma([batch], alpha)
+    b = tf.random.gamma([batch], alpha)
+    lam = a / (a + b)
+    order = tf.random.shuffle(tf.range(batch))
+    lam_x = tf.reshape(lam, [-1, 1, 1, 1])
+    lam_y = tf.reshape(lam, [-1, 1])
+    x = lam_x * x + (1 - lam_x) * tf.gather(x, order)
+    y = lam_y * y + (1 - lam_y) * tf.gather(y, order)
+    if w is not None:
+        w = lam * w + (1 - lam) * tf.gather(w, order)
+    return x, y, w
+
+
+def _numpy_mixup(x, y, w, alpha, rng):
+    lam = rng.beta(alpha, alpha, size=len(x)).astype(np.float32)
+    order = rng.permutation(len(x))
+    x = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * x[order]
+    y = lam[:, None] * y + (1 - lam[:, None]) * y[order]
+    if w is not None:
+        w = lam * w + (1 - lam) * w[order]
+    return x, y, w
+
+
+def _py_batches(images, labels, batch_size, augment, seed, weights):
+    """The same batches for non-TensorFlow backends, as a keras PyDataset (numpy in, numpy out)."""
+    import keras
+
+    class PyBatches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.layers = augmentation_layers(augment, seed)
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(labels))
+
+        def __len__(self):
+            return len(labels) // batch_size
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(labels))
+
+        def __getitem__(self, index):
+            rows = self.order[index * batch_size:(index + 1) * batch_size]
+            x = images[rows][..., None].astype(np.float32)
+            for layer in self.layers:
+                x = layer(x, training=True)
+            x = np.clip(keras.ops.convert_to_numpy(x), 0.0, 255.0) / 127.5 - 1.0
+            y = np.eye(NUM_CLASSES, dtype=np.float32)[labels[rows]]
+            w = weights[labels[rows]] if weights is not None else None
+            if augment.mixup_alpha > 0:
+                x, y, w = _numpy_mixup(x, y, w, augment.mixup_alpha, self.rng)
+            return (x, y) if w is None else (x, y, w)
+
+    return PyBatches()

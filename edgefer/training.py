@@ -1,0 +1,399 @@
+"""`edgefer train`: recipes, the training loop around keras.Model.fit, checkpoints and resume.
+
+Run directory layout (runs/train/<name>/):
+    args.json          resolved configuration (what --resume reloads)
+    weights/last.keras last epoch, with optimizer state (for --resume)
+    weights/best.keras best epoch on the validation split
+    state.json         epoch counter, best score, plateau and early-stopping counters
+    history.csv        one row per epoch
+    metrics.json       final metrics of best.keras on each split
+    curves.png, confusion_<split>.png
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgefer.data import DataSpec, FaceSet, file_sha256, is_csv, load_split, scale_to_unit_range
+from edgefer.metrics import compute_metrics
+from edgefer.plots import plot_confusion, plot_history
+from edgefer.files import atomic_path, new_run_dir, read_json, write_json, write_text
+from edgefer.pipeline import AugmentConfig, NO_AUGMENT, class_weights, make_train_dataset, steps_per_epoch
+
+
+@dataclass
+class TrainConfig:
+    model: str = "mini_xception"
+    data: str = ""
+    recipe: str = "paper"
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 1e-3
+    schedule: str = "plateau"          # plateau | cosine
+    warmup_epochs: int = 0
+    l2: float | None = None            # None: the model's default decay
+    label_smoothing: float = 0.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    balance_classes: bool = False
+    patience: int = 50                 # early stopping on validation accuracy
+    plateau_patience: int = 12         # ReduceLROnPlateau on validation loss
+    plateau_factor: float = 0.1
+    min_lr: float = 1e-6
+    precise_bn: bool = True            # recompute BN statistics before each validation
+    seed: int = 0
+    input_size: int = 48
+    train_split: str = "Training"
+    val_split: str = "PublicTest"
+    test_split: str | None = None
+    val_fraction: float = 0.1          # image folders only
+    test_fraction: float = 0.1
+    limit: int | None = None           # at most this many rows per split (quick runs, tests)
+    skip_bad: bool = False
+    name: str = ""
+    project: str = "runs/train"
+
+    def data_spec(self) -> DataSpec:
+        return DataSpec(self.data, self.train_split, self.val_split, self.test_split, self.val_fraction,
+                        self.test_fraction, self.seed, self.limit, self.skip_bad, self.input_size)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        values = dict(values)
+        values["augment"] = AugmentConfig(**values.get("augment", {}))
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+# Named, reproducible configurations. Explicit command-line options override them.
+RECIPES: dict[str, dict] = {
+    # The reference paper / its open-source release: Adam 1e-3, batch 32, L2 0.01, plateau schedule,
+    # rotation 10 deg, shift/zoom 10 %, horizontal flip, early stopping.
+    "paper": dict(epochs=100, batch_size=32, lr=1e-3, schedule="plateau", label_smoothing=0.0,
+                  patience=50, plateau_patience=12, augment=AugmentConfig()),
+    # edgefer's shipped model: same architecture, one-cycle-like cosine schedule with warm-up,
+    # label smoothing, batch 64, no early stop (the cosine tail is where accuracy is made).
+    "best": dict(epochs=90, batch_size=64, lr=3e-3, schedule="cosine", warmup_epochs=3,
+                 label_smoothing=0.1, patience=1000, augment=AugmentConfig()),
+    # A smoke-test recipe: a couple of epochs, no augmentation.
+    "quick": dict(epochs=2, batch_size=64, lr=2e-3, schedule="plateau", patience=1000,
+                  augment=NO_AUGMENT),
+}
+
+
+def config_from_recipe(recipe: str, **overrides) -> TrainConfig:
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; expected one of {', '.join(RECIPES)}")
+    values = dict(RECIPES[recipe], recipe=recipe)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**values)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_model: Path
+    metrics: dict[str, dict]
+    epochs_run: int
+    seconds: float
+    images_per_second: float
+
+
+# --------------------------------------------------------------------------- keras helpers
+
+
+def predict_probabilities(model, images_u8: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Softmax outputs for uint8 faces (N, S, S). Pads the last batch to full size (oneDNN guard)."""
+    x = scale_to_unit_range(images_u8)[..., None]
+    count = len(x)
+    padded = math.ceil(count / batch_size) * batch_size
+    if padded != count:
+        x = np.concatenate([x, np.zeros((padded - count, *x.shape[1:]), x.dtype)])
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))[:count]
+
+
+def recalibrate_batchnorm(model, images_u8: np.ndarray, batch_size: int = 256) -> int:
+    """Replace every BatchNormalization's moving statistics with their exact average over `images_u8`.
+
+    Moving averages lag the weights badly after short training (a 3-epoch model scored 24% in
+    inference mode on data it fit), so edgefer recomputes them: a training-mode forward pass per batch
+    with momentum (k-1)/k makes the k-th update a cumulative mean. Returns the batches used.
+    """
+    import keras
+
+    norms = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    if not norms:
+        return 0
+    saved = [layer.momentum for layer in norms]
+    x = scale_to_unit_range(images_u8)[..., None]
+    batches = max(1, len(x) // batch_size)
+    try:
+        for k in range(batches):
+            for layer in norms:
+                layer.momentum = k / (k + 1)
+            model(x[k * batch_size:(k + 1) * batch_size], training=True)
+    finally:
+        for layer, momentum in zip(norms, saved):
+            layer.momentum = momentum
+    return batches
+
+
+def _all_layers(model):
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+        else:
+            yield layer
+
+
+def _optimizer(config: TrainConfig, steps: int):
+    import keras
+
+    if config.schedule == "cosine":
+        warmup = config.warmup_epochs * steps
+        rate = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=config.lr / 10 if warmup else config.lr,
+            decay_steps=max(1, config.epochs * steps - warmup),
+            alpha=config.min_lr / config.lr,
+            warmup_target=config.lr if warmup else None,
+            warmup_steps=warmup,
+        )
+    elif config.schedule == "plateau":
+        rate = config.lr
+    else:
+        raise ValueError(f"unknown schedule {config.schedule!r}; expected plateau or cosine")
+    return keras.optimizers.Adam(learning_rate=rate)
+
+
+def current_lr(optimizer) -> float:
+    import keras
+
+    rate = optimizer.learning_rate
+    return float(keras.ops.convert_to_numpy(rate))
+
+
+# --------------------------------------------------------------------------- the epoch-end logic
+
+
+@dataclass
+class LoopState:
+    """What --resume needs besides the weights and optimizer: counters of the schedule and stopping."""
+
+    epoch: int = 0                      # epochs completed
+    best_score: float = -1.0            # best validation accuracy
+    best_epoch: int = 0
+    plateau_best: float = float("inf")  # best validation loss seen by the plateau schedule
+    plateau_wait: int = 0
+    stop_wait: int = 0
+    train_seconds: float = 0.0
+    images_seen: int = 0
+
+
+def _epoch_end_callback(config, run_dir, state, val, calibration, steps, on_epoch=None):
+    import keras
+
+    class EpochEnd(keras.callbacks.Callback):
+        """Validate (after precise BN), checkpoint atomically, step the plateau schedule, stop early."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs if logs is not None else {}
+            seconds = time.perf_counter() - self.started
+            state.train_seconds += seconds
+            state.images_seen += steps * config.batch_size
+            if config.precise_bn:
+                recalibrate_batchnorm(self.model, calibration)
+            probabilities = predict_probabilities(self.model, val.images)
+            metrics = compute_metrics(probabilities, val.labels)
+            logs.update(val_loss=metrics.loss, val_accuracy=metrics.accuracy, val_macro_f1=metrics.macro_f1)
+            row = {"epoch": epoch + 1, "lr": current_lr(self.model.optimizer),
+                   "loss": float(logs.get("loss", float("nan"))),
+                   "accuracy": float(logs.get("accuracy", float("nan"))),
+                   "val_loss": metrics.loss, "val_accuracy": metrics.accuracy,
+                   "val_macro_f1": metrics.macro_f1, "seconds": round(seconds, 2)}
+            _append_history(run_dir / "history.csv", row)
+            state.epoch = epoch + 1
+            improved = metrics.accuracy > state.best_score
+            if improved:
+                state.best_score, state.best_epoch = metrics.accuracy, epoch + 1
+                state.stop_wait = 0
+                _save_model(self.model, run_dir / "weights" / "best.keras")
+            else:
+                state.stop_wait += 1
+            if config.schedule == "plateau":
+                self._step_plateau(metrics.loss)
+            _save_model(self.model, run_dir / "weights" / "last.keras")
+            write_json(run_dir / "state.json", dataclasses.asdict(state))
+            if on_epoch:
+                on_epoch(row, improved)
+            if state.stop_wait >= config.patience:
+                self.model.stop_training = True
+
+        def _step_plateau(self, val_loss):
+            if val_loss < state.plateau_best - 1e-4:
+                state.plateau_best, state.plateau_wait = val_loss, 0
+                return
+            state.plateau_wait += 1
+            if state.plateau_wait >= config.plateau_patience:
+                lr = current_lr(self.model.optimizer)
+                self.model.optimizer.learning_rate.assign(max(lr * config.plateau_factor, config.min_lr))
+                state.plateau_wait = 0
+
+    return EpochEnd()
+
+
+def _save_model(model, path: Path) -> None:
+    with atomic_path(path) as temp:
+        model.save(temp)
+
+
+_HISTORY_FIELDS = ["epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1", "seconds"]
+
+
+def _append_history(path: Path, row: dict) -> None:
+    """Rewrite history.csv atomically with the new row (never a torn file, rows past a resume kept)."""
+    rows = read_history(path)
+    rows = [r for r in rows if int(r["epoch"]) < row["epoch"]] + [row]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=_HISTORY_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
+
+
+def read_history(path: Path) -> list[dict]:
+    if not Path(path).exists():
+        return []
+    with open(path, newline="") as handle:
+        return [{k: float(v) if k != "epoch" else int(v) for k, v in r.items()} for r in csv.DictReader(handle)]
+
+
+# --------------------------------------------------------------------------- train / resume
+
+
+def _configure_tensorflow(threads: int | None = None) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def train(config: TrainConfig, log=print, on_epoch=None, verbose: int = 1) -> TrainResult:
+    """Train a registered model per `config` in a new run directory."""
+    if not config.data:
+        raise ValueError("no training data: pass --data PATH (a FER-2013 CSV or an image folder)")
+    run_dir = new_run_dir(config.project, config.name or config.model)
+    write_json(run_dir / "args.json", config.to_dict())
+    return _fit(config, run_dir, LoopState(), log, on_epoch, verbose)
+
+
+def resume(run_dir: str | os.PathLike, log=print, on_epoch=None, verbose: int = 1, epochs: int | None = None):
+    """Continue an interrupted run from weights/last.keras with its optimizer and schedule state."""
+    run_dir = Path(run_dir)
+    args_path, state_path = run_dir / "args.json", run_dir / "state.json"
+    if not args_path.exists():
+        raise FileNotFoundError(f"{run_dir}: not a training run (no args.json)")
+    config = TrainConfig.from_dict(read_json(args_path))
+    if epochs is not None:
+        config.epochs = epochs
+        write_json(args_path, config.to_dict())
+    state = LoopState(**read_json(state_path)) if state_path.exists() else LoopState()
+    return _fit(config, run_dir, state, log, on_epoch, verbose)
+
+
+def _load_splits(config: TrainConfig, log) -> tuple[FaceSet, FaceSet, FaceSet | None]:
+    spec = config.data_spec()
+    started = time.perf_counter()
+    train_set = load_split(spec, config.train_split if is_csv(config.data) else "train")
+    val_set = load_split(spec, config.val_split if is_csv(config.data) else "val")
+    test_set = None
+    if config.test_split or not is_csv(config.data):
+        test_name = config.test_split if is_csv(config.data) else "test"
+        if is_csv(config.data) or config.test_fraction > 0:
+            test_set = load_split(spec, test_name)
+    for faces in (train_set, val_set, test_set):
+        for note in faces.notes if faces else []:
+            log(note)
+    log(f"data: {len(train_set)} train / {len(val_set)} val"
+        + (f" / {len(test_set)} test" if test_set else "") + f" images ({time.perf_counter() - started:.1f} s)")
+    return train_set, val_set, test_set
+
+
+def _fit(config: TrainConfig, run_dir: Path, state: LoopState, log, on_epoch, verbose) -> TrainResult:
+    _configure_tensorflow()
+    import keras
+
+    from edgefer.models import build_model
+
+    train_set, val_set, test_set = _load_splits(config, log)
+    steps = steps_per_epoch(len(train_set), config.batch_size)
+    keras.utils.set_random_seed(config.seed + state.epoch)
+    last = run_dir / "weights" / "last.keras"
+    if state.epoch > 0 and last.exists():
+        model = keras.saving.load_model(last)
+        log(f"resumed {run_dir} at epoch {state.epoch} (lr {current_lr(model.optimizer):.2e})")
+    else:
+        state = LoopState()
+        model = build_model(config.model, config.input_size, l2=config.l2)
+        model.compile(
+            optimizer=_optimizer(config, steps),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+            metrics=["accuracy"],
+        )
+    weights = class_weights(train_set.labels) if config.balance_classes else None
+    dataset = make_train_dataset(train_set.images, train_set.labels, config.batch_size,
+                                 config.augment, config.seed + state.epoch, weights)
+    calibration = train_set.images[np.random.default_rng(config.seed).permutation(len(train_set))[:4096]]
+    callback = _epoch_end_callback(config, run_dir, state, val_set, calibration, steps, on_epoch)
+    if state.epoch < config.epochs and state.stop_wait < config.patience:
+        model.fit(dataset, epochs=config.epochs, initial_epoch=state.epoch, callbacks=[callback], shuffle=False,
+                  verbose=verbose)
+    return _finish(config, run_dir, state, val_set, test_set, log)
+
+
+def _finish(config, run_dir, state, val_set, test_set, log) -> TrainResult:
+    import keras
+
+    best_path = run_dir / "weights" / "best.keras"
+    model = keras.saving.load_model(best_path, compile=False)
+    metrics = {}
+    for split_name, faces in ((config.val_split, val_set), (config.test_split or "test", test_set)):
+        if faces is None:
+            continue
+        result = compute_metrics(predict_probabilities(model, faces.images), faces.labels)
+        metrics[split_name] = result.as_dict()
+        plot_confusion(result, run_dir / f"confusion_{split_name}.png",
+                       title=f"{config.model} on {split_name}: accuracy {result.accuracy:.3f}")
+    history = read_history(run_dir / "history.csv")
+    if history:
+        plot_history(history, run_dir / "curves.png")
+    speed = state.images_seen / state.train_seconds if state.train_seconds else 0.0
+    summary = {
+        "model": config.model, "recipe": config.recipe, "parameters": int(model.count_params()),
+        "epochs_run": state.epoch, "best_epoch": state.best_epoch,
+        "train_seconds": round(state.train_seconds, 1), "train_images_per_second": round(speed, 1),
+        "keras_backend": keras.backend.backend(), "splits": metrics,
+    }
+    write_json(run_dir / "metrics.json", summary)
+    return TrainResult(run_dir, best_path, metrics, state.epoch, state.train_seconds, speed)
+
+
+def data_checksum(path: str) -> str | None:
+    return file_sha256(path) if Path(path).is_file() else None
+
+
+def describe(result: TrainResult) -> str:
+    return json.dumps({k: v for k, v in result.metrics.items()}, indent=2)

@@ -140,6 +140,63 @@ def evaluate(
     typer.echo(f"\nwrote {report.json_path} and {report.png_path}")
 
 
+@app.command()
+def export(
+    model: Path = typer.Argument(..., help="The .keras model to export."),
+    data: Optional[str] = typer.Option(None, help="Labelled faces to validate on. " + DATA_HELP),
+    split: str = typer.Option("PublicTest", help="Split of --data to validate on."),
+    formats: Optional[str] = typer.Option(None, help="Comma-separated: float32,float16,dynamic,int8,onnx,onnx_int8 (default: all)."),
+    int8: bool = typer.Option(False, "--int8", help="Short for the full-integer formats (int8 TFLite and int8 ONNX)."),
+    out: Optional[Path] = typer.Option(None, help="Export folder (default: <model>_export next to the model)."),
+    calibration: int = typer.Option(500, help="Training faces used to calibrate int8 quantisation."),
+    calibration_data: Optional[str] = typer.Option(None, help="Data for calibration (default: --data's training split)."),
+    threshold: float = typer.Option(1.0, help="Fail an export whose accuracy falls more than this many points below Keras."),
+    threads: int = typer.Option(1, help="Threads for the latency column."),
+    limit: Optional[int] = typer.Option(None, help="Validate on at most this many faces."),
+):
+    """Export to TFLite (float32/float16/dynamic/int8) and ONNX; validate each file in its runtime."""
+    from convert.export import ExportError, export_model, format_table, parse_formats
+
+    try:
+        chosen = parse_formats(formats, int8_only=int8)
+        rows, out_dir = export_model(model, out, chosen, data, split, calibration, calibration_data,
+                                     threshold, threads, limit, log=typer.echo)
+    except (ExportError, *_known_errors()) as error:
+        fail(str(error))
+    typer.echo("\n" + format_table(rows))
+    typer.echo(f"\nwrote {out_dir}/export.md and export.json")
+    if not all(r.ok for r in rows):
+        fail("some exports failed validation (see Status)", code=1)
+
+
+@app.command()
+def predict(
+    source: Optional[Path] = typer.Argument(None, help="Image or folder of images (default: a demo photo shipped with edgefer)."),
+    model: Optional[Path] = typer.Option(None, help="Classifier (.keras/.tflite/.onnx; default: the shipped mini-Xception)."),
+    detector: str = typer.Option("haar", help="Face detector: haar."),
+    out: Path = typer.Option(Path("runs/predict"), help="Folder for annotated images and predictions.json."),
+    margin: float = typer.Option(0.0, help="Enlarge each face box by this fraction before cropping."),
+    tta: bool = typer.Option(False, help="Average with the mirrored face."),
+    threads: Optional[int] = typer.Option(None, help="Inference threads."),
+):
+    """Find the faces in images, classify each face's expression, save annotated copies."""
+    from edgefer.predict import DEFAULT_MODEL, DEMO_IMAGE, predict_images
+
+    try:
+        results = predict_images(source or DEMO_IMAGE, model or DEFAULT_MODEL, detector, out, threads, margin, tta)
+    except _known_errors() as error:
+        fail(str(error))
+    typer.echo(f"{'image':<36}{'face box (x,y,w,h)':<24}{'emotion':<10}{'p':>6}")
+    for result in results:
+        if not result.faces:
+            typer.echo(f"{Path(result.source).name:<36}{'no face found':<24}")
+        for face in result.faces:
+            box = ",".join(map(str, face.box))
+            typer.echo(f"{Path(result.source).name:<36}{box:<24}{face.emotion:<10}"
+                       f"{face.probabilities[face.emotion]:>6.2f}")
+    typer.echo(f"\nannotated images and predictions.json in {out}")
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

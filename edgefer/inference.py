@@ -102,6 +102,8 @@ class KerasClassifier(Classifier):
         self.batch_size = 256
 
     def _run(self, faces_u8):
+        if len(faces_u8) <= 32:  # small batches: skip predict()'s per-call setup
+            return np.asarray(self.model.predict_on_batch(self.scaled(faces_u8)), dtype=np.float32)
         from edgefer.training import predict_probabilities
 
         return predict_probabilities(self.model, faces_u8[..., 0], self.batch_size).astype(np.float32)

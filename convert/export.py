@@ -1,0 +1,253 @@
+"""`edgefer export`: write each requested format, reload it in its real runtime, validate it on real faces.
+
+Every exported file gets a sidecar `<file>.json` (class names, input size and scaling, model name and
+version) so that it can be used without the training code; ONNX files also carry it in metadata_props.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+import edgefer
+from edgefer.data import DataSpec, file_sha256, is_csv, load_split, scale_to_unit_range
+from edgefer.files import atomic_path, write_json, write_text
+from edgefer.inference import ModelInfo, load_classifier, sidecar_path
+from edgefer.labels import CLASS_NAMES
+from edgefer.metrics import compute_metrics
+
+# format name -> (file suffix appended to the stem, runtime)
+FORMATS = {
+    "float32": ("_float32.tflite", "tflite"),
+    "float16": ("_float16.tflite", "tflite"),
+    "dynamic": ("_dynamic.tflite", "tflite"),
+    "int8": ("_int8.tflite", "tflite"),
+    "onnx": (".onnx", "onnx"),
+    "onnx_int8": ("_int8.onnx", "onnx"),
+}
+DEFAULT_FORMATS = ("float32", "float16", "dynamic", "int8", "onnx", "onnx_int8")
+INT8_FORMATS = ("int8", "onnx_int8")
+MIN_CALIBRATION, RECOMMENDED_CALIBRATION = 20, 300
+
+
+class ExportError(ValueError):
+    """Bad export input; one line."""
+
+
+@dataclass
+class ExportRow:
+    format: str
+    file: str
+    status: str
+    size_kb: float
+    accuracy: float | None = None
+    delta_vs_keras: float | None = None
+    top1_agreement: float | None = None
+    max_prob_diff: float | None = None
+    ms_per_face: float | None = None
+    faces_per_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def parse_formats(text: str | None, int8_only: bool = False) -> list[str]:
+    if int8_only and not text:
+        return list(INT8_FORMATS)
+    names = [n.strip() for n in (text or ",".join(DEFAULT_FORMATS)).split(",") if n.strip()]
+    for name in names:
+        if name not in FORMATS:
+            hint = difflib.get_close_matches(name, FORMATS, n=1)
+            raise ExportError(f"unknown format {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                              + f"; expected some of {', '.join(FORMATS)}")
+    return list(dict.fromkeys(names))
+
+
+def _load_keras(model_path: Path):
+    import keras
+
+    if not model_path.is_file():
+        raise ExportError(f"{model_path}: model file not found (expected a .keras file)")
+    if model_path.suffix != ".keras":
+        raise ExportError(f"{model_path}: expected a .keras model to export, got {model_path.suffix or 'no suffix'}")
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+    except Exception as error:  # keras raises many types for a corrupt archive
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ExportError(f"{model_path}: not a readable Keras model ({reason[:160]})") from None
+    shape = tuple(model.input_shape)
+    if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 1 or model.output_shape[-1] != len(CLASS_NAMES):
+        raise ExportError(f"{model_path}: unexpected model shape {shape} -> {model.output_shape}; "
+                          f"expected (None, S, S, 1) -> (None, {len(CLASS_NAMES)})")
+    return model
+
+
+def model_metadata(model, model_path: Path, fmt: str) -> dict:
+    base = ModelInfo.for_model(model_path)
+    return {
+        "name": model.name, "version": base.extra.get("version", edgefer.__version__),
+        "format": fmt, "class_names": list(CLASS_NAMES), "input_size": int(model.input_shape[1]),
+        "channels": 1, "input_scale": 1 / 127.5, "input_offset": -1.0,
+        "input": "grayscale face, pixel * input_scale + input_offset (i.e. [-1, 1]); "
+                 "int8 models quantise that with the input tensor's scale and zero point",
+        "source_model": model_path.name, "source_sha256": file_sha256(model_path),
+        "edgefer_version": edgefer.__version__,
+    }
+
+
+def _calibration_faces(data: str, count: int, seed: int, size: int) -> np.ndarray:
+    spec = DataSpec(data, seed=seed, size=size)
+    faces = load_split(spec, "Training" if is_csv(data) else "train")
+    if len(faces) < MIN_CALIBRATION:
+        raise ExportError(f"{data}: only {len(faces)} calibration images; full-integer quantisation needs "
+                          f"at least {MIN_CALIBRATION} (>= {RECOMMENDED_CALIBRATION} recommended)")
+    if count < MIN_CALIBRATION:
+        raise ExportError(f"--calibration {count}: at least {MIN_CALIBRATION} images are needed "
+                          f"(>= {RECOMMENDED_CALIBRATION} recommended)")
+    chosen = np.random.default_rng(seed).permutation(len(faces))[:count]
+    if len(chosen) < RECOMMENDED_CALIBRATION:
+        warnings.warn(f"calibrating int8 on {len(chosen)} images; {RECOMMENDED_CALIBRATION}+ recommended",
+                      stacklevel=2)
+    return scale_to_unit_range(faces.images[chosen])[..., None]
+
+
+def _write_file(target: Path, payload: bytes, metadata: dict) -> None:
+    with atomic_path(target) as temp:
+        temp.write_bytes(payload)
+    write_json(sidecar_path(target), metadata)
+
+
+def _measure(path: Path, faces, labels, reference: np.ndarray | None, threads: int):
+    classifier = load_classifier(path, threads=threads)
+    probabilities = classifier.predict(faces)
+    accuracy = compute_metrics(probabilities, labels).accuracy
+    agreement = diff = None
+    if reference is not None:
+        agreement = float((probabilities.argmax(1) == reference.argmax(1)).mean())
+        diff = float(np.abs(probabilities - reference).max())
+    ms = single_face_ms(classifier)
+    batch = faces[:256]
+    start = time.perf_counter()
+    classifier.predict(batch)
+    rate = len(batch) / (time.perf_counter() - start)
+    return accuracy, agreement, diff, ms, rate
+
+
+def single_face_ms(classifier, repeats: int = 300) -> float:
+    from edgefer.inference import time_single_face
+
+    return time_single_face(classifier, repeats)
+
+
+def export_model(model_path, out_dir=None, formats=DEFAULT_FORMATS, data=None, split="PublicTest",
+                 calibration=500, calibration_data=None, threshold=1.0, threads=1, limit=None, seed=0,
+                 log=print) -> tuple[list[ExportRow], Path]:
+    """Export `model_path` to `formats` in `out_dir`, validate each file, write export.md/json."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    model_path = Path(model_path)
+    model = _load_keras(model_path)
+    size = int(model.input_shape[1])
+    out_dir = Path(out_dir) if out_dir else model_path.parent / f"{model_path.stem}_export"
+    stem = model_path.stem
+    if not data:
+        raise ExportError("--data is required to validate the exports (e.g. the FER-2013 CSV; PublicTest is used)")
+    faces = load_split(DataSpec(str(data), seed=seed, limit=limit, size=size), split)
+    calibration_set = None
+    if any(f in INT8_FORMATS for f in formats):
+        calibration_set = _calibration_faces(str(calibration_data or data), calibration, seed, size)
+
+    from edgefer.training import predict_probabilities
+
+    reference = predict_probabilities(model, faces.images)
+    keras_accuracy = compute_metrics(reference, faces.labels).accuracy
+    keras_ms, keras_rate = _keras_timing(model_path, faces.images)
+    rows = [ExportRow("keras", str(model_path), "ok", model_path.stat().st_size / 1024, keras_accuracy, 0.0,
+                      1.0, 0.0, keras_ms, keras_rate)]
+    log(f"keras reference: accuracy {keras_accuracy:.4f} on {len(faces)} {split} faces")
+
+    from convert.to_tflite import convert_tflite, saved_model_dir
+
+    saved = saved_model_dir(model, (size, size, 1)) if any(FORMATS[f][1] == "tflite" for f in formats) else None
+    for fmt in formats:
+        target = out_dir / f"{stem}{FORMATS[fmt][0]}"
+        metadata = model_metadata(model, model_path, fmt)
+        started = time.perf_counter()
+        try:
+            if FORMATS[fmt][1] == "tflite":
+                _write_file(target, convert_tflite(saved, fmt, lambda: iter(calibration_set)), metadata)
+            elif fmt == "onnx":
+                _write_onnx(model, size, target, metadata)
+            else:
+                _write_onnx_int8(model, size, target, metadata, calibration_set, out_dir, stem)
+        except Exception as error:  # a converter failure is reported in the table, not a crash
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            rows.append(ExportRow(fmt, str(target), f"error: {reason[:120]}", 0.0))
+            log(f"{fmt}: export failed ({reason[:120]})")
+            continue
+        accuracy, agreement, diff, ms, rate = _measure(target, faces.images, faces.labels, reference, threads)
+        delta = (accuracy - keras_accuracy) * 100
+        status = "ok" if delta >= -threshold else f"FAILED: {delta:+.2f} points vs Keras"
+        rows.append(ExportRow(fmt, str(target), status, target.stat().st_size / 1024, accuracy, delta,
+                              agreement, diff, ms, rate))
+        log(f"{fmt}: {target.name} {target.stat().st_size / 1024:.1f} KB in {time.perf_counter() - started:.1f} s, "
+            f"accuracy {accuracy:.4f} ({delta:+.2f} points), {status}")
+    _write_report(rows, out_dir, model_path, split, len(faces), threads)
+    return rows, out_dir
+
+
+def _keras_timing(model_path: Path, images: np.ndarray) -> tuple[float, float]:
+    classifier = load_classifier(model_path)
+    ms = single_face_ms(classifier, repeats=50)
+    start = time.perf_counter()
+    classifier.predict(images[:256])
+    return ms, min(256, len(images)) / (time.perf_counter() - start)
+
+
+def _write_onnx(model, size, target, metadata) -> None:
+    from convert.to_onnx import convert_onnx
+
+    _write_file(target, convert_onnx(model, (size, size, 1), {"edgefer": json.dumps(metadata)}), metadata)
+
+
+def _write_onnx_int8(model, size, target, metadata, calibration_set, out_dir, stem) -> None:
+    from convert.to_onnx import convert_onnx, quantize_onnx_int8
+
+    float_path = out_dir / f".{stem}_for_quant.onnx"
+    float_path.parent.mkdir(parents=True, exist_ok=True)
+    float_path.write_bytes(convert_onnx(model, (size, size, 1), {}))
+    try:
+        with atomic_path(target) as temp:
+            quantize_onnx_int8(float_path, temp, calibration_set, {"edgefer": json.dumps(metadata)})
+        write_json(sidecar_path(target), metadata)
+    finally:
+        float_path.unlink(missing_ok=True)
+
+
+def format_table(rows: list[ExportRow]) -> str:
+    def number(value, spec):
+        return "-" if value is None else format(value, spec)
+
+    lines = ["| Format | Status | Size (KB) | Accuracy | Δ vs Keras (points) | Top-1 agreement | Max |Δp| "
+             "| ms/face (1 thread) | faces/s |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(f"| {r.format} | {r.status} | {r.size_kb:.1f} | {number(r.accuracy, '.4f')} | "
+                     f"{number(r.delta_vs_keras, '+.2f')} | {number(r.top1_agreement, '.4f')} | "
+                     f"{number(r.max_prob_diff, '.4f')} | {number(r.ms_per_face, '.3f')} | {number(r.faces_per_s, '.0f')} |")
+    return "\n".join(lines)
+
+
+def _write_report(rows, out_dir: Path, model_path: Path, split: str, count: int, threads: int) -> None:
+    header = (f"Export of `{model_path.name}`, validated on {count} {split} faces; latency: median of single-face "
+              f"calls with {threads} thread(s) (Keras: TensorFlow's default threads); faces/s: one batch of 256.\n\n")
+    write_text(out_dir / "export.md", header + format_table(rows) + "\n")
+    write_json(out_dir / "export.json", {"model": str(model_path), "split": split, "faces": count,
+                                         "threads": threads, "rows": [asdict(r) for r in rows]})

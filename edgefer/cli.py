@@ -170,31 +170,81 @@ def export(
 
 
 @app.command()
-def predict(
-    source: Optional[Path] = typer.Argument(None, help="Image or folder of images (default: a demo photo shipped with edgefer)."),
-    model: Optional[Path] = typer.Option(None, help="Classifier (.keras/.tflite/.onnx; default: the shipped mini-Xception)."),
-    detector: str = typer.Option("haar", help="Face detector: haar."),
-    out: Path = typer.Option(Path("runs/predict"), help="Folder for annotated images and predictions.json."),
-    margin: float = typer.Option(0.0, help="Enlarge each face box by this fraction before cropping."),
-    tta: bool = typer.Option(False, help="Average with the mirrored face."),
-    threads: Optional[int] = typer.Option(None, help="Inference threads."),
+def run(
+    camera: Optional[int] = typer.Option(None, help="Camera index for OpenCV VideoCapture (e.g. 0)."),
+    source: Optional[str] = typer.Option(None, help="Video file, image, folder of images or stream URL; 'demo' for the shipped photo."),
+    model: Optional[str] = typer.Option(None, help="Classifier .tflite/.onnx/.keras (default: the shipped int8 mini-Xception)."),
+    device: Optional[str] = typer.Option(None, help="Device profile: rpi4, jetson, or a profile JSON path."),
+    detector: Optional[str] = typer.Option(None, help="Face detector: mtcnn (LiteRT) or haar (OpenCV). [default: mtcnn]"),
+    min_face_size: Optional[int] = typer.Option(None, help="Smallest face to detect, pixels. [default: 40]"),
+    detect_every: Optional[int] = typer.Option(None, help="Detect every k frames, holding tracked boxes in between. [default: 1]"),
+    smoothing: Optional[float] = typer.Option(None, help="EMA weight of the past for each tracked face's probabilities (0 = off)."),
+    threads: Optional[int] = typer.Option(None, help="Inference threads. [default: 1]"),
+    margin: Optional[float] = typer.Option(None, help="Enlarge each face box by this fraction before cropping."),
+    resolution: Optional[str] = typer.Option(None, help="Camera capture size WxH, e.g. 640x480."),
+    max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames."),
+    save: Optional[str] = typer.Option(None, help="Annotated video (.mp4/.avi), or a folder for annotated images."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="JSON Lines per frame (flushed every frame)."),
+    show: bool = typer.Option(True, help="Show a window when OpenCV has a GUI and a display exists."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the summary."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print every face of every frame."),
 ):
-    """Find the faces in images, classify each face's expression, save annotated copies."""
-    from edgefer.predict import DEFAULT_MODEL, DEMO_IMAGE, predict_images
+    """The real-time loop: detect faces, classify expressions, overlay, save; no TensorFlow needed."""
+    from edgefer import live
+    from edgefer.devices import load_profile
 
     try:
-        results = predict_images(source or DEMO_IMAGE, model or DEFAULT_MODEL, detector, out, threads, margin, tta)
-    except _known_errors() as error:
+        profile = load_profile(device) if device else {}
+        options = {k: v for k, v in dict(
+            model=model, detector=detector, min_face_size=min_face_size, detect_every=detect_every,
+            smoothing=smoothing, threads=threads, margin=margin).items() if v is not None}
+        size = resolution or profile.get("resolution")
+        config = live.RunConfig(
+            source=_run_source(camera, source), max_frames=max_frames, save=save, json_path=json_out,
+            show=show, resolution=_parse_resolution(size) if size else None,
+            providers=profile.get("providers"),
+            **{**{k: v for k, v in profile.items() if k in live.RunConfig.__dataclass_fields__}, **options},
+        )
+
+        def report(index, faces):
+            if verbose:
+                for face in faces:
+                    typer.echo(f"frame {index}: face {face['id']} {face['box']} {face['emotion']} "
+                               f"{face['probabilities'][face['emotion']]:.2f}")
+
+        summary = live.run(config, on_frame=report)
+    except (live.SourceError, *_known_errors()) as error:
         fail(str(error))
-    typer.echo(f"{'image':<36}{'face box (x,y,w,h)':<24}{'emotion':<10}{'p':>6}")
-    for result in results:
-        if not result.faces:
-            typer.echo(f"{Path(result.source).name:<36}{'no face found':<24}")
-        for face in result.faces:
-            box = ",".join(map(str, face.box))
-            typer.echo(f"{Path(result.source).name:<36}{box:<24}{face.emotion:<10}"
-                       f"{face.probabilities[face.emotion]:>6.2f}")
-    typer.echo(f"\nannotated images and predictions.json in {out}")
+    if not quiet:
+        typer.echo(f"source {config.source}, detector {config.detector}, model {config.model or 'shipped int8'}")
+    _print_run_summary(summary)
+
+
+def _run_source(camera, source) -> str:
+    if camera is not None and source is not None:
+        fail("give either --camera or --source, not both")
+    if source == "demo":
+        from edgefer.live import DEMO_IMAGE
+
+        return str(DEMO_IMAGE)
+    return str(camera) if camera is not None else (source or "0")
+
+
+def _parse_resolution(text) -> tuple[int, int]:
+    if isinstance(text, (list, tuple)):
+        return int(text[0]), int(text[1])
+    try:
+        width, height = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        fail(f"--resolution {text!r}: expected WIDTHxHEIGHT, e.g. 640x480")
+    return width, height
+
+
+def _print_run_summary(summary) -> None:
+    ms = summary.mean_ms()
+    typer.echo(f"{'frames':>8}{'faces':>8}{'FPS':>9}" + "".join(f"{s + ' ms':>12}" for s in ms))
+    typer.echo(f"{summary.frames:>8}{summary.faces:>8}{summary.fps:>9.1f}" + "".join(f"{v:>12.2f}" for v in ms.values()))
+    typer.echo(f"stopped: {summary.stopped}")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -1,7 +1,7 @@
 """Face detectors behind one interface, and face cropping for the classifier.
 
-`haar` is OpenCV's Viola-Jones cascade (the paper's comparison detector), shipped inside
-opencv-python(-headless) 4.x. Numpy/OpenCV only: no TensorFlow.
+`mtcnn` runs the MTCNN networks on LiteRT (edgefer.mtcnn_lite); `haar` is OpenCV's Viola-Jones cascade
+(the paper's comparison detector), shipped inside opencv-python(-headless) 4.x. No TensorFlow.
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ class HaarDetector:
 
     name = "haar"
 
-    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, min_size: int = 30):
+    def __init__(self, min_face_size: int = 30, scale_factor: float = 1.1, min_neighbors: int = 5, threads=None):
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
         self.cascade = cv2.CascadeClassifier(path)
         if self.cascade.empty():
             raise RuntimeError(f"OpenCV's Haar cascade is missing ({path}); install opencv-python-headless<5")
-        self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size
+        self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_face_size
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         gray = cv2.equalizeHist(to_gray(image))
@@ -55,10 +55,17 @@ class HaarDetector:
                 in zip(boxes, np.ravel(weights) if len(boxes) else [])]
 
 
-DETECTORS = {"haar": HaarDetector}
+def _mtcnn(**options):
+    from edgefer.mtcnn_lite import MTCNNDetector
+
+    return MTCNNDetector(**options)
 
 
-def make_detector(name: str = "haar", **options):
+DETECTORS = {"mtcnn": _mtcnn, "haar": HaarDetector}
+
+
+def make_detector(name: str = "mtcnn", **options):
+    """'mtcnn' (LiteRT, the paper's detector) or 'haar' (OpenCV, the paper's comparison)."""
     if name not in DETECTORS:
         raise ValueError(f"unknown detector {name!r}; expected one of {', '.join(DETECTORS)}")
     return DETECTORS[name](**options)

@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-DEVICES = Path(__file__).resolve().parents[1] / "devices"
+def _profile_folders() -> list[Path]:
+    """The repository's devices/ (editable install), then ./devices (the service's working directory)."""
+    return [Path(__file__).resolve().parents[1] / "devices", Path.cwd() / "devices"]
 
 
 def available_profiles() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(DEVICES.glob("*/*.json"))} if DEVICES.is_dir() else {}
+    profiles: dict[str, Path] = {}
+    for folder in _profile_folders():
+        for path in sorted(folder.glob("*/*.json")) if folder.is_dir() else []:
+            profiles.setdefault(path.stem, path)
+    return profiles
 
 
 def load_profile(name_or_path: str) -> dict:

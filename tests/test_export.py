@@ -13,25 +13,6 @@ import pytest
 from convert.export import ExportError, export_model, parse_formats
 
 
-@pytest.fixture(scope="module")
-def trained_model(fer_csv, tmp_path_factory):
-    """A real mini-Xception trained briefly on 2,000 FER-2013 faces (well above chance)."""
-    from edgefer.training import config_from_recipe, train
-
-    project = tmp_path_factory.mktemp("runs")
-    config = config_from_recipe("quick", data=str(fer_csv), limit=2000, epochs=2, project=str(project), name="m")
-    return train(config, verbose=0, log=lambda *_: None).best_model
-
-
-@pytest.fixture(scope="module")
-def exported(trained_model, fer_csv, tmp_path_factory):
-    out = tmp_path_factory.mktemp("export")
-    with pytest.warns(UserWarning, match="calibrating int8 on 100 images"):
-        rows, folder = export_model(trained_model, out, ["float32", "int8", "onnx", "onnx_int8"], str(fer_csv),
-                                    calibration=100, limit=600, threshold=2.5, log=lambda *_: None)
-    return {row.format: row for row in rows}, folder
-
-
 def test_every_format_agrees_with_keras(exported):
     rows, folder = exported
     assert all(row.ok for row in rows.values()), [(k, r.status, r.accuracy, r.top1_agreement) for k, r in rows.items()]

@@ -1,0 +1,63 @@
+"""Face detection: edgefer's LiteRT MTCNN finds the same faces as the `mtcnn` package; Haar; cropping."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edgefer.detection import Detection, HaarDetector, crop_face, make_detector
+from edgefer.live import box_iou
+from edgefer.mtcnn_lite import MTCNNDetector, nms
+
+skimage_data = pytest.importorskip("skimage.data")
+
+
+def photos() -> dict[str, np.ndarray]:
+    """Real photos as RGB: NASA's astronaut portrait, and a 640x480 group of four mirrored copies."""
+    astronaut = skimage_data.astronaut()
+    group = np.concatenate([np.concatenate([astronaut, astronaut[:, ::-1]], 1)] * 2, 0)
+    group = cv2.resize(group, (640, 480), interpolation=cv2.INTER_AREA)
+    rotated = cv2.warpAffine(astronaut, cv2.getRotationMatrix2D((256, 256), 12, 0.8), (512, 512))
+    return {"astronaut": astronaut, "group": np.ascontiguousarray(group), "rotated": rotated}
+
+
+@pytest.mark.parametrize("name", ["astronaut", "group", "rotated"])
+def test_mtcnn_lite_finds_the_same_faces_as_the_mtcnn_package(name):
+    from mtcnn import MTCNN
+
+    rgb = photos()[name]
+    reference = [d["box"] for d in MTCNN().detect_faces(rgb)]
+    ours = MTCNNDetector().detect(np.ascontiguousarray(rgb[..., ::-1]))  # edgefer takes BGR
+    assert len(ours) == len(reference) >= 1
+    for box in reference:
+        assert max(box_iou(box, d.box) for d in ours) >= 0.9, (box, [d.box for d in ours])
+
+
+def test_haar_is_selectable_and_finds_the_face():
+    bgr = np.ascontiguousarray(photos()["astronaut"][..., ::-1])
+    detector = make_detector("haar")
+    assert isinstance(detector, HaarDetector)
+    faces = detector.detect(bgr)
+    assert len(faces) == 1 and box_iou(faces[0].box, [182, 64, 83, 107]) > 0.5
+    with pytest.raises(ValueError, match="unknown detector 'yolo'"):
+        make_detector("yolo")
+
+
+def test_no_face_gives_no_detection():
+    blank = np.full((480, 640, 3), 127, np.uint8)
+    assert MTCNNDetector().detect(blank) == []
+
+
+def test_crop_at_the_image_border_is_square_and_padded():
+    gray = np.arange(100 * 100, dtype=np.uint32).reshape(100, 100).astype(np.uint8)
+    crop = crop_face(gray, Detection(-20, 70, 50, 50), 48)
+    assert crop.shape == (48, 48)
+    inside = crop_face(gray, Detection(10, 10, 40, 40), 48)
+    np.testing.assert_array_equal(inside, cv2.resize(gray[10:50, 10:50], (48, 48), interpolation=cv2.INTER_LINEAR))
+
+
+def test_nms_drops_boxes_overlapping_a_higher_score():
+    boxes = np.array([[0, 0, 10, 10, 0.9], [1, 1, 11, 11, 0.8], [50, 50, 60, 60, 0.7]], np.float32)
+    kept = nms(boxes, 0.5)
+    assert kept[:, 4].tolist() == pytest.approx([0.9, 0.7])

@@ -247,6 +247,40 @@ def _print_run_summary(summary) -> None:
     typer.echo(f"stopped: {summary.stopped}")
 
 
+@app.command()
+def profile(
+    model: str = typer.Option("all", help="Model to profile (mini_xception, vgg, resnet50, cnn) or 'all'."),
+    data: str = typer.Option(..., help=DATA_HELP),
+    epochs: int = typer.Option(1, help="Training epochs per model."),
+    train_images: int = typer.Option(4096, help="Training images per epoch (the step budget; 0 = all)."),
+    test_images: int = typer.Option(0, help="Validation images for the test stage (0 = the whole split)."),
+    batch_size: int = typer.Option(32, help="Batch size."),
+    interval: float = typer.Option(0.5, help="Sampling interval in seconds."),
+    edge: bool = typer.Option(True, help="Also export and measure size, latency and inference memory per runtime."),
+    devices: str = typer.Option("", help="'cpu,gpu': also the CPU-vs-GPU training-time table (GPU columns say when absent)."),
+    device_epochs: str = typer.Option("2", help="Epoch counts for the CPU-vs-GPU table, e.g. 2,10,30,50."),
+    out: Path = typer.Option(Path("runs/profile"), help="Output folder."),
+):
+    """Train and test each model in a sampled child process: the paper's Tables 2-5 plus edge numbers."""
+    from edgefer.models import MODELS
+    from edgefer.profiling import ProfileConfig, run_profile
+
+    try:
+        epochs_list = [int(v) for v in device_epochs.split(",") if v.strip()]
+    except ValueError:
+        fail(f"--device-epochs {device_epochs!r}: expected comma-separated integers, e.g. 2,10")
+    config = ProfileConfig(
+        models=list(MODELS) if model == "all" else [model], data=data, epochs=epochs,
+        train_images=train_images or None, test_images=test_images or None, batch_size=batch_size,
+        interval=interval, out=str(out), edge=edge,
+        devices=[d.strip() for d in devices.split(",") if d.strip()], device_epochs=epochs_list)
+    try:
+        run_profile(config, log=typer.echo)
+    except _known_errors() as error:
+        fail(str(error))
+    typer.echo("\n" + (out / "summary.md").read_text())
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

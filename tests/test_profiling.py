@@ -1,0 +1,80 @@
+"""The psutil sampler against children of known shape, and a small end-to-end profile."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from edgefer.cli import app
+from edgefer.profiling import ProfileConfig, run_profile
+from edgefer.sampler import ProcessSampler, measure_command
+
+BUSY = "import time\nt = time.time()\nwhile time.time() - t < 2.5: pass"
+ALLOCATE = "import time, numpy as np\na = np.ones(200_000_000 // 8)\ntime.sleep(1.5)"
+CRASH = "import os, time\ntime.sleep(1.0)\nos.abort()"
+
+
+def test_busy_child_reads_about_one_core():
+    run = measure_command([sys.executable, "-c", BUSY], interval=0.2)
+    summary = run.summary()
+    assert run.ok and summary["samples"] >= 8
+    # one single-threaded busy loop: ~100 % of one core (other load on a shared machine lowers it a little)
+    assert 70 <= summary["cpu_pct_core_total"] <= 110, summary
+    assert summary["cpu_pct_total"] == pytest.approx(summary["cpu_pct_core_total"] / run.cores, rel=0.01)
+    assert summary["user_pct_total"] > 5 * summary["sys_pct_total"]
+    assert summary["sampler_overhead_pct_core"] < 5  # the sampler does not distort what it measures
+
+
+def test_allocation_shows_in_rss():
+    baseline = measure_command([sys.executable, "-c", "import numpy, time\ntime.sleep(1)"], interval=0.2)
+    run = measure_command([sys.executable, "-c", ALLOCATE], interval=0.2)
+    grown = run.summary()["peak_rss_mb"] - baseline.summary()["peak_rss_mb"]
+    assert 170 <= grown <= 230, grown  # 200 MB (1e6 bytes), less what the baseline already touched
+    assert max(s.rss_mb for s in run.samples) - baseline.peak_rss_mb > 150
+
+
+def test_crashing_child_is_reported_and_samples_kept():
+    run = measure_command([sys.executable, "-c", CRASH], interval=0.2)
+    assert run.returncode != 0 and not run.ok
+    assert len(run.samples) >= 3
+
+
+def test_bad_options_are_refused(fer_csv):
+    with pytest.raises(ValueError, match="interval must be positive"):
+        ProcessSampler(1, interval=0)
+    for kwargs, message in [
+        (dict(models=["vgg19"]), "unknown model 'vgg19'"),
+        (dict(interval=-1), "--interval must be positive"),
+        (dict(train_images=8), "smaller than one batch"),
+        (dict(devices=["tpu"]), "unknown device 'tpu'"),
+    ]:
+        config = ProfileConfig(**{"models": ["cnn"], "data": str(fer_csv), **kwargs})
+        with pytest.raises(ValueError, match=message):
+            config.validate()
+    result = CliRunner().invoke(app, ["profile", "--data", str(fer_csv), "--device-epochs", "two"])
+    assert result.exit_code == 2 and "expected comma-separated integers" in result.output
+
+
+def test_small_end_to_end_profile(fer_csv, tmp_path):
+    config = ProfileConfig(models=["cnn", "mini_xception"], data=str(fer_csv), epochs=1, train_images=256,
+                           test_images=200, batch_size=32, interval=0.25, out=str(tmp_path), edge=False,
+                           devices=["cpu", "gpu"], device_epochs=[1])
+    report = run_profile(config, log=lambda *_: None)
+    for name, params in (("cnn", 4_813_003), ("mini_xception", 58_423)):
+        entry = report["models"][name]
+        assert entry["layers"]["parameters"] == params
+        for stage in ("train", "test"):
+            s = entry["stages"][stage]
+            assert s["returncode"] == 0 and s["samples"] >= 2 and s["peak_rss_mb"] > 100
+            assert 0 < s["cpu_pct_total"] <= 100
+        assert 0 <= entry["test"]["accuracy"] <= 1 and entry["test"]["faces"] == 200
+        assert (tmp_path / f"samples_{name}_train.csv").read_text().startswith("t,cpu_pct")
+    assert report["devices"][0]["gpu"] in ("no GPU present",) or isinstance(report["devices"][0]["gpu"], dict)
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "Table 4" in markdown and "Table 5" in markdown and "| mini_xception |" in markdown
+    assert json.loads((tmp_path / "summary.json").read_text())["machine"]["cores"] >= 1
+    for png in ("params_vs_accuracy.png", "occupation_train.png", "occupation_test.png"):
+        assert (tmp_path / png).stat().st_size > 1000

@@ -3,7 +3,7 @@
     python benchmarks/rss_loop.py CLIP.avi [MODEL]
 """
 
-import resource
+import os
 import sys
 
 for blocked in ("tensorflow", "keras", "mtcnn"):
@@ -11,8 +11,9 @@ for blocked in ("tensorflow", "keras", "mtcnn"):
 
 from edgefer.inference import DEFAULT_MODEL
 from edgefer.live import RunConfig, run
+from edgefer.sampler import high_water_mark
 
 summary = run(RunConfig(source=sys.argv[1], model=sys.argv[2] if len(sys.argv) > 2 else str(DEFAULT_MODEL),
                         show=False, threads=1))
 print(f"frames {summary.frames}, FPS {summary.fps:.1f}, peak RSS "
-      f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+      f"{high_water_mark(os.getpid()) / 1e6:.0f} MB")

@@ -9,7 +9,7 @@ Runs without TensorFlow (like a device). Prints Markdown tables; medians over --
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import statistics
 import sys
 import time
@@ -24,6 +24,7 @@ from edgefer.data import read_fer_csv
 from edgefer.detection import make_detector
 from edgefer.inference import DEFAULT_MODEL
 from edgefer.live import RunConfig, box_iou, run
+from edgefer.sampler import high_water_mark
 
 
 def loop_speed(video: str, model: str, detector: str, min_face: int, threads: int, repeats: int) -> dict:
@@ -83,7 +84,7 @@ def main() -> None:
         print(f"| {detector} | {min_face} | {r['fps']:.1f} | {ms['capture']:.2f} | {ms['detect']:.2f} | "
               f"{ms['classify']:.2f} | {ms['draw']:.2f} | {r['faces_per_frame']:.2f} |", flush=True)
     print(f"\npeak RSS of this process (loop, both detectors, decoded PublicTest): "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB\n")
+          f"{high_water_mark(os.getpid()) / 1e6:.0f} MB\n")
 
     truth = compose_frames(faces.images, faces.labels, args.accuracy_frames, 2, seed=7)
     print(f"Detection recall and end-to-end accuracy on {2 * args.accuracy_frames} PublicTest faces pasted "

@@ -8,8 +8,10 @@ Definitions (also printed with every profile):
   sys_user_pct / sys_sys_pct    system-wide user / system CPU shares (all processes), for comparison
   mem_pct        the process's resident set size over total memory
   rss_mb         resident set size in MB (1e6 bytes)
-Exact totals for the whole run come from the kernel's rusage of the ended child (os.wait4), so a short
-stage that falls between two samples is still counted.
+Exact CPU totals for the whole run come from the kernel's rusage of the ended child (os.wait4), so a
+short stage that falls between two samples is still counted. Peak RSS comes from the child's own
+high-water mark (VmHWM in /proc/<pid>/status, read at every sample): rusage's ru_maxrss cannot be used,
+because Linux carries the parent's high-water mark into a forked child across exec.
 """
 
 from __future__ import annotations
@@ -121,11 +123,11 @@ class ProcessSampler(threading.Thread):
                 with self.process.oneshot():
                     times = self.process.cpu_times()
                     rss = self.process.memory_info().rss
+                self.peak_rss = max(self.peak_rss, rss, high_water_mark(self.process.pid))
                 now = time.perf_counter()
                 system = psutil.cpu_times_percent(interval=None)
                 elapsed = max(now - last_t, 1e-9)
                 user, sys_ = times.user - last.user, times.system - last.system
-                self.peak_rss = max(self.peak_rss, rss)
                 self.samples.append(Sample(
                     t=round(now - started, 3),
                     cpu_pct=100 * (user + sys_) / elapsed / self._cores,
@@ -140,6 +142,18 @@ class ProcessSampler(threading.Thread):
             pass  # the child ended (or crashed): keep the samples so far
         finally:
             self.cpu_seconds = time.thread_time() - start_cpu
+
+
+def high_water_mark(pid: int) -> int:
+    """The process's peak resident set size in bytes since exec (Linux VmHWM); 0 where unavailable."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def measure_command(command: list[str], interval: float = 0.5, env: dict | None = None,
@@ -158,7 +172,7 @@ def measure_command(command: list[str], interval: float = 0.5, env: dict | None 
     return StageMeasurement(
         command=list(command), returncode=child.returncode, wall_s=wall,
         user_s=usage.ru_utime, sys_s=usage.ru_stime,
-        peak_rss_mb=max(usage.ru_maxrss * 1024, sampler.peak_rss) / 1e6,  # ru_maxrss is in KiB on Linux
+        peak_rss_mb=sampler.peak_rss / 1e6,
         samples=sampler.samples, sampler_cpu_s=sampler.cpu_seconds, interval_s=interval,
         output_tail=output[-4000:],
     )

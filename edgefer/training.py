@@ -3,7 +3,8 @@
 Run directory layout (runs/train/<name>/):
     args.json          resolved configuration (what --resume reloads)
     weights/last.keras last epoch, with optimizer state (for --resume)
-    weights/best.keras best epoch on the validation split
+    weights/best.keras best epoch on the validation split (with optimizer state)
+    weights/model.keras the best epoch without optimizer state: the file to export and ship
     state.json         epoch counter, best score, plateau and early-stopping counters
     history.csv        one row per epoch
     metrics.json       final metrics of best.keras on each split
@@ -369,6 +370,7 @@ def _finish(config, run_dir, state, val_set, test_set, log) -> TrainResult:
 
     best_path = run_dir / "weights" / "best.keras"
     model = keras.saving.load_model(best_path, compile=False)
+    _save_model(model, run_dir / "weights" / "model.keras")  # deployable: best weights, no optimizer state
     metrics = {}
     for split_name, faces in ((config.val_split, val_set), (config.test_split or "test", test_set)):
         if faces is None:

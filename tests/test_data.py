@@ -7,9 +7,16 @@ import gzip
 import cv2
 import numpy as np
 import pytest
-
 from conftest import fer_row
-from edgefer.data import DataError, DataSpec, load_split, read_fer_csv, read_image_folder, stratified_split
+
+from edgefer.data import (
+    DataError,
+    DataSpec,
+    load_split,
+    read_fer_csv,
+    read_image_folder,
+    stratified_split,
+)
 
 
 def test_reads_real_fer_slice(fer_train, fer_val):

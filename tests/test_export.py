@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 import textwrap
@@ -36,7 +37,7 @@ def test_exports_carry_their_metadata(exported):
     for row in rows.values():
         if row.format == "keras":
             continue
-        sidecar = json.loads(open(row.file + ".json").read())
+        sidecar = json.loads(Path(row.file + ".json").read_text())
         assert sidecar["class_names"][3] == "happy" and sidecar["input_size"] == 48
         assert sidecar["input_scale"] == pytest.approx(1 / 127.5) and sidecar["input_offset"] == -1.0
     props = {p.key: p.value for p in onnx.load(rows["onnx"].file).metadata_props}

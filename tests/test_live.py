@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import cv2
 import pytest
@@ -66,7 +67,7 @@ def test_run_on_a_clip_without_tensorflow(clip, int8_model, tmp_path):
 def test_truncated_video_keeps_the_results_so_far(clip, int8_model, tmp_path):
     path, _ = clip
     broken = tmp_path / "broken.avi"
-    data = open(path, "rb").read()
+    data = Path(path).read_bytes()
     broken.write_bytes(data[: len(data) // 2])
     out_json = tmp_path / "frames.jsonl"
     summary = run(RunConfig(source=str(broken), model=int8_model, json_path=str(out_json), show=False))

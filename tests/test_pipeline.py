@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgefer.pipeline import NO_AUGMENT, AugmentConfig, class_weights, make_train_dataset
+from edgefer.pipeline import (
+    NO_AUGMENT,
+    AugmentConfig,
+    class_weights,
+    make_train_dataset,
+)
 
 
 def test_batches_are_full_scaled_and_augmented(fer_train):

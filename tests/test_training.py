@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from edgefer.cli import app
-from edgefer.training import TrainConfig, config_from_recipe, predict_probabilities, recalibrate_batchnorm, resume, train
+from edgefer.training import (
+    TrainConfig,
+    config_from_recipe,
+    predict_probabilities,
+    recalibrate_batchnorm,
+    resume,
+    train,
+)
 
 runner = CliRunner()
 
@@ -104,3 +110,26 @@ def test_config_round_trip_and_bad_options(fer_csv):
     assert bad.exit_code == 2 and "did you mean 'vgg'" in bad.output
     missing = runner.invoke(app, ["train", "--data", "nowhere.csv"])
     assert missing.exit_code == 2 and "nowhere.csv: file not found" in missing.output
+
+
+def test_trains_on_jax_without_tensorflow(fer_csv, tmp_path):
+    """The lent GPU machine has JAX but no TensorFlow: the same model and training code must run there."""
+    pytest.importorskip("jax")
+    script = (
+        "import sys, os\n"
+        "sys.modules['tensorflow'] = None\n"
+        "os.environ['KERAS_BACKEND'] = 'jax'\n"
+        "from edgefer.training import config_from_recipe, train\n"
+        f"c = config_from_recipe('quick', data={str(fer_csv)!r}, limit=300, epochs=1, batch_size=32, "
+        f"project={str(tmp_path)!r}, name='jax')\n"
+        "r = train(c, verbose=0, log=lambda *_: None)\n"
+        "import keras; assert keras.backend.backend() == 'jax'\n"
+        "print(r.metrics['PublicTest']['samples'])\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("300")
+    assert json.loads((tmp_path / "jax" / "metrics.json").read_text())["keras_backend"] == "jax"

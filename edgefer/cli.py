@@ -281,6 +281,39 @@ def profile(
     typer.echo("\n" + (out / "summary.md").read_text())
 
 
+@app.command()
+def sweep(
+    data: str = typer.Option(..., help=DATA_HELP),
+    space: Optional[list[str]] = typer.Option(None, help="NAME=log:LOW:HIGH | float:LOW:HIGH | int:LOW:HIGH | choice:A,B (repeat)."),
+    space_file: Optional[str] = typer.Option(None, help="YAML search space with the same keys."),
+    sampler: str = typer.Option("tpe", help="grid, random or tpe."),
+    trials: Optional[int] = typer.Option(None, help="Trials to finish in total (default 20; grid: its size)."),
+    model: str = typer.Option("mini_xception", help="Model to train in every trial."),
+    recipe: str = typer.Option("paper", help="Base recipe of every trial."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs per trial (unless swept)."),
+    limit: Optional[int] = typer.Option(None, help="At most this many images per split."),
+    prune: bool = typer.Option(True, help="Stop poor trials early (median rule on validation accuracy)."),
+    grid_points: int = typer.Option(3, help="Grid sampler: values per numeric range."),
+    seed: int = typer.Option(0, help="Sampler seed."),
+    out: Path = typer.Option(Path("runs/sweep/study"), help="Study folder (study.db, trials/, sweep.md, sweep.png); rerun to resume."),
+):
+    """Hyper-parameter search over `edgefer train` with Optuna; stop and rerun to resume."""
+    from edgefer import sweep as sweeping
+    from edgefer.training import config_from_recipe
+
+    try:
+        dimensions = sweeping.parse_space(space, space_file)
+        total = trials or (sweeping.grid_size(dimensions, grid_points) if sampler == "grid" else 20)
+        base = config_from_recipe(recipe, model=model, data=data, epochs=epochs, limit=limit, seed=seed)
+        report = sweeping.run_sweep(sweeping.SweepConfig(base, dimensions, sampler, total, str(out), prune,
+                                                         grid_points, seed), log=typer.echo)
+    except (sweeping.SweepError, *_known_errors()) as error:
+        fail(str(error))
+    typer.echo("\n" + (out / "sweep.md").read_text())
+    if report["best"] is None:
+        fail("no trial completed", code=1)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -1,0 +1,253 @@
+"""`edgefer sweep`: hyper-parameter search over `edgefer train` with Optuna.
+
+Each trial is a real training run in its own run directory (<out>/trials/trial<N>). The study lives in
+SQLite (<out>/study.db), so a sweep that is stopped resumes where it was (run the same command again) and
+several processes can work on one study at the same time. Poor trials are pruned per epoch on validation
+accuracy (median rule). Samplers: grid, random, tpe.
+
+Search space, on the command line (repeat --space) or in a YAML file with the same keys:
+    lr=log:1e-4:1e-2          a float on a log scale          (YAML: lr: {log: [1e-4, 1e-2]})
+    label_smoothing=float:0:0.2                                (YAML: label_smoothing: {float: [0, 0.2]})
+    epochs=int:2:6                                             (YAML: epochs: {int: [2, 6]})
+    batch_size=choice:32,64                                    (YAML: batch_size: {choice: [32, 64]})
+The grid sampler needs finite values: numeric ranges are cut into --grid-points values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgefer.files import write_json, write_text
+
+SWEEPABLE = {"lr": float, "batch_size": int, "l2": float, "label_smoothing": float, "mixup": float,
+             "warmup_epochs": int, "epochs": int, "plateau_patience": int, "patience": int, "schedule": str}
+KINDS = ("log", "float", "int", "choice")
+
+
+class SweepError(ValueError):
+    """Bad sweep option; one line."""
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple = ()
+
+    def grid(self, points: int) -> list:
+        if self.kind == "choice":
+            return list(self.choices)
+        if self.kind == "log":
+            return [float(v) for v in np.geomspace(self.low, self.high, points)]
+        if self.kind == "float":
+            return [float(v) for v in np.linspace(self.low, self.high, points)]
+        return sorted({int(round(v)) for v in np.linspace(self.low, self.high, points)})
+
+    def suggest(self, trial):
+        if self.kind == "choice":
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.kind == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high))
+        return trial.suggest_float(self.name, self.low, self.high, log=self.kind == "log")
+
+
+def _convert(name: str, value):
+    kind = SWEEPABLE[name]
+    try:
+        return kind(value) if kind is not int else int(float(value))
+    except ValueError:
+        raise SweepError(f"--space {name}: {value!r} is not a valid {kind.__name__}") from None
+
+
+def _dimension(name: str, kind: str, values: list) -> Dimension:
+    if name not in SWEEPABLE:
+        raise SweepError(f"--space: {name!r} cannot be swept; expected one of {', '.join(SWEEPABLE)}")
+    if kind not in KINDS:
+        raise SweepError(f"--space {name}: unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if kind == "choice":
+        if not values:
+            raise SweepError(f"--space {name}: choice needs at least one value")
+        return Dimension(name, kind, choices=tuple(_convert(name, v) for v in values))
+    if len(values) != 2:
+        raise SweepError(f"--space {name}: {kind} needs LOW:HIGH, got {values}")
+    low, high = (float(_convert(name, v)) for v in values)
+    if not low < high or (kind == "log" and low <= 0):
+        raise SweepError(f"--space {name}: need 0 < LOW < HIGH for log, LOW < HIGH otherwise; got {low}, {high}")
+    return Dimension(name, kind, low, high)
+
+
+def parse_space(entries: list[str] | None = None, yaml_path: str | None = None) -> list[Dimension]:
+    """Dimensions from `name=kind:a:b` / `name=choice:a,b` strings and/or a YAML file."""
+    dimensions: dict[str, Dimension] = {}
+    if yaml_path:
+        import yaml
+
+        try:
+            spec = yaml.safe_load(Path(yaml_path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise SweepError(f"{yaml_path}: not a readable YAML search space ({error})") from None
+        for name, body in spec.items():
+            if not isinstance(body, dict) or len(body) != 1:
+                raise SweepError(f"{yaml_path}: {name}: expected one of {{log|float|int|choice: [...]}}")
+            (kind, values), = body.items()
+            dimensions[name] = _dimension(name, kind, list(values))
+    for entry in entries or []:
+        name, sep, rest = entry.partition("=")
+        kind, _, values = rest.partition(":")
+        if not sep or not kind:
+            raise SweepError(f"--space {entry!r}: expected NAME=KIND:LOW:HIGH or NAME=choice:A,B")
+        parts = values.split(",") if kind == "choice" else values.split(":")
+        dimensions[name.strip()] = _dimension(name.strip(), kind.strip(), [p for p in parts if p != ""])
+    if not dimensions:
+        raise SweepError("empty search space: give --space NAME=KIND:... or --space-file FILE.yaml")
+    return list(dimensions.values())
+
+
+@dataclass
+class SweepConfig:
+    base: "object"                 # a TrainConfig: every trial starts from it
+    space: list[Dimension]
+    sampler: str = "tpe"
+    trials: int = 20
+    out: str = "runs/sweep/study"
+    prune: bool = True
+    grid_points: int = 3
+    seed: int = 0
+
+
+def _sampler(config: SweepConfig):
+    import optuna
+
+    if config.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=config.seed)
+    if config.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=config.seed)
+    if config.sampler == "grid":
+        return optuna.samplers.GridSampler({d.name: d.grid(config.grid_points) for d in config.space}, seed=config.seed)
+    raise SweepError(f"unknown sampler {config.sampler!r}; expected grid, random or tpe")
+
+
+def trial_config(base, params: dict, out: Path, number: int):
+    """The TrainConfig of one trial: the base with the sampled values, in its own run directory."""
+    values = {k: v for k, v in params.items() if k != "mixup"}
+    config = dataclasses.replace(base, **values, project=str(out / "trials"), name=f"trial{number}")
+    if "mixup" in params:
+        config.augment = dataclasses.replace(config.augment, mixup_alpha=params["mixup"])
+    return config
+
+
+def run_sweep(config: SweepConfig, log=print) -> dict:
+    import optuna
+
+    from edgefer.training import train
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=out.name, storage=f"sqlite:///{out / 'study.db'}", load_if_exists=True, direction="maximize",
+        sampler=_sampler(config),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1) if config.prune
+        else optuna.pruners.NopPruner())
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    done = sum(t.state in finished for t in study.trials)
+    remaining = max(0, config.trials - done)
+    log(f"study {out.name}: {done} finished trial(s) in {out / 'study.db'}, running {remaining} more")
+
+    def objective(trial):
+        params = {d.name: d.suggest(trial) for d in config.space}
+        run_config = trial_config(config.base, params, out, trial.number)
+        trial.set_user_attr("run_dir", str(Path(run_config.project) / run_config.name))
+
+        def report(row, improved):
+            trial.report(row["val_accuracy"], row["epoch"])
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"val_accuracy {row['val_accuracy']:.4f} at epoch {row['epoch']}")
+
+        result = train(run_config, log=lambda *_: None, on_epoch=report, verbose=0)
+        accuracy = result.metrics[run_config.val_split]["accuracy"]
+        log(f"trial {trial.number}: {params} -> val_accuracy {accuracy:.4f}")
+        return accuracy
+
+    if remaining:
+        study.optimize(objective, n_trials=remaining, catch=())
+    return write_sweep_report(study, out, config)
+
+
+def write_sweep_report(study, out: Path, config: SweepConfig) -> dict:
+    import optuna
+
+    trials = [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
+               "run_dir": t.user_attrs.get("run_dir")} for t in study.trials]
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best = {"value": study.best_value, "params": study.best_params,
+            "run_dir": study.best_trial.user_attrs.get("run_dir")} if complete else None
+    names = [d.name for d in config.space]
+    lines = [f"# Sweep {out.name} ({config.sampler})", "",
+             "| trial | state | val accuracy | " + " | ".join(names) + " |",
+             "| ---: | --- | ---: | " + " | ".join("---" for _ in names) + " |"]
+    for t in trials:
+        value = "-" if t["value"] is None else f"{t['value']:.4f}"
+        lines.append(f"| {t['number']} | {t['state']} | {value} | "
+                     + " | ".join(_short(t["params"].get(n)) for n in names) + " |")
+    if best:
+        lines += ["", f"Best: val accuracy {best['value']:.4f} with {best['params']} ({best['run_dir']})"]
+    report = {"study": out.name, "sampler": config.sampler, "trials": trials, "best": best}
+    write_json(out / "sweep.json", report)
+    write_text(out / "sweep.md", "\n".join(lines) + "\n")
+    _plot(trials, names, out)
+    return report
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "-" if value is None else str(value)
+
+
+def _plot(trials: list[dict], names: list[str], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgefer.files import atomic_path
+
+    done = [t for t in trials if t["value"] is not None]
+    columns = 1 + len(names)
+    fig, axes = plt.subplots(1, columns, figsize=(4 * columns, 3.5), dpi=110, squeeze=False)
+    axes = axes[0]
+    numbers = [t["number"] for t in done]
+    values = [t["value"] for t in done]
+    axes[0].plot(numbers, values, "o", label="trial")
+    axes[0].plot(numbers, np.maximum.accumulate(values) if values else [], "-", label="best so far")
+    axes[0].set(xlabel="trial", ylabel="val accuracy", title="objective over trials")
+    axes[0].legend()
+    for ax, name in zip(axes[1:], names):
+        xs = [t["params"].get(name) for t in done]
+        if xs and all(isinstance(x, (int, float)) for x in xs):
+            ax.plot(xs, values, "o")
+            if all(x > 0 for x in xs) and max(xs) / max(min(xs), 1e-12) > 50:
+                ax.set_xscale("log")
+        else:
+            labels = sorted({str(x) for x in xs})
+            ax.plot([labels.index(str(x)) for x in xs], values, "o")
+            ax.set_xticks(range(len(labels)), labels)
+        ax.set(xlabel=name, ylabel="val accuracy", title=name)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(out / "sweep.png") as temp:
+        fig.savefig(temp, format="png")
+    plt.close(fig)
+
+
+def grid_size(space: list[Dimension], points: int) -> int:
+    return math.prod(len(d.grid(points)) for d in space)

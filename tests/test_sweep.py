@@ -1,0 +1,68 @@
+"""Optuna sweeps over real (tiny) training runs: each sampler, resume after an interruption, bad spaces."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgefer.sweep import SweepConfig, SweepError, parse_space, run_sweep
+from edgefer.training import config_from_recipe
+
+
+def _base(fer_csv):
+    return config_from_recipe("quick", data=str(fer_csv), limit=128, epochs=1, batch_size=64, model="mini_xception")
+
+
+@pytest.mark.parametrize("sampler", ["grid", "random", "tpe"])
+def test_tiny_sweep_each_sampler(sampler, fer_csv, tmp_path):
+    space = parse_space(["lr=log:1e-3:1e-2", "label_smoothing=choice:0.0,0.1"])
+    report = run_sweep(SweepConfig(_base(fer_csv), space, sampler, trials=3, out=str(tmp_path / sampler),
+                                   prune=False, grid_points=2), log=lambda *_: None)
+    assert [t["state"] for t in report["trials"]] == ["COMPLETE"] * 3
+    for trial in report["trials"]:
+        run = json.loads((tmp_path / sampler / "trials" / f"trial{trial['number']}" / "args.json").read_text())
+        assert run["lr"] == pytest.approx(trial["params"]["lr"])  # each trial really trained with its values
+        assert run["label_smoothing"] == trial["params"]["label_smoothing"]
+        assert 0 < trial["value"] <= 1
+    if sampler == "grid":
+        combos = {(t["params"]["lr"], t["params"]["label_smoothing"]) for t in report["trials"]}
+        assert len(combos) == 3  # grid points are not repeated
+    assert report["best"]["value"] == max(t["value"] for t in report["trials"])
+    for name in ("sweep.md", "sweep.json", "sweep.png", "study.db"):
+        assert (tmp_path / sampler / name).stat().st_size > 0
+
+
+def test_interrupted_sweep_resumes(fer_csv, tmp_path):
+    config = SweepConfig(_base(fer_csv), parse_space(["lr=log:1e-3:1e-2"]), "random", trials=3,
+                         out=str(tmp_path / "study"), prune=True)
+
+    def interrupt_second_trial(message):
+        if message.startswith("trial 1:"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(config, log=interrupt_second_trial)
+    messages = []
+    report = run_sweep(config, log=messages.append)  # the same command again
+    assert "1 finished trial(s)" in messages[0] and "running 2 more" in messages[0]
+    states = [t["state"] for t in report["trials"]]
+    assert states[0] == "COMPLETE" and states[1] == "FAIL" and len(states) == 4
+    assert sum(s in ("COMPLETE", "PRUNED") for s in states) == 3
+
+
+def test_bad_search_spaces(tmp_path):
+    for entries, message in [
+        (["dropout=float:0:0.5"], "'dropout' cannot be swept"),
+        (["lr=gauss:0:1"], "unknown kind 'gauss'"),
+        (["lr=log:0:1"], "need 0 < LOW < HIGH"),
+        (["lr=float:1"], "needs LOW:HIGH"),
+        (["batch_size=choice:big"], "'big' is not a valid int"),
+        (["lr"], "expected NAME=KIND"),
+        ([], "empty search space"),
+    ]:
+        with pytest.raises(SweepError, match=message):
+            parse_space(entries)
+    spec = tmp_path / "space.yaml"
+    spec.write_text("lr: {log: [0.0001, 0.01]}\nbatch_size: {choice: [32, 64]}\n")
+    assert [d.name for d in parse_space(None, str(spec))] == ["lr", "batch_size"]

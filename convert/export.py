@@ -93,7 +93,7 @@ def _load_keras(model_path: Path):
 def model_metadata(model, model_path: Path, fmt: str) -> dict:
     base = ModelInfo.for_model(model_path)
     return {
-        "name": model.name, "version": base.extra.get("version", edgefer.__version__),
+        "name": model.name, "version": base.version or edgefer.__version__,
         "format": fmt, "class_names": list(CLASS_NAMES), "input_size": int(model.input_shape[1]),
         "channels": 1, "input_scale": 1 / 127.5, "input_offset": -1.0,
         "input": "grayscale face, pixel * input_scale + input_offset (i.e. [-1, 1]); "

@@ -1,0 +1,79 @@
+"""Make a trained run edgefer's shipped model: weights-only .keras in the package, a JSON card with the
+recipe, data checksum, date, hardware and measured metrics, every exported format, and the plots.
+
+    python -m convert.ship runs/train/shipped_best --data ../shared/data/fer2013_train_publictest.csv.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import edgefer
+from edgefer.data import file_sha256
+from edgefer.evaluation import evaluate_model
+from edgefer.files import atomic_path, read_json, write_json
+from edgefer.inference import DEFAULT_KERAS_MODEL, sidecar_path
+from edgefer.profiling import machine_description
+
+REPORTS = Path(__file__).resolve().parents[1] / "profiles" / "shipped_model"
+
+
+def ship(run_dir: str | os.PathLike, data: str, command: str, target: Path = DEFAULT_KERAS_MODEL,
+         reports: Path = REPORTS) -> dict:
+    import keras
+
+    run_dir = Path(run_dir)
+    args, state, metrics = (read_json(run_dir / n) for n in ("args.json", "state.json", "metrics.json"))
+    model = keras.saving.load_model(run_dir / "weights" / "best.keras", compile=False)
+    with atomic_path(target) as temp:
+        model.save(temp)  # weights only: no optimizer state
+    split = args["val_split"]
+    plain = evaluate_model(target, data, split, out_dir=reports).metrics
+    flipped = evaluate_model(target, data, split, tta=True, out_dir=reports).metrics
+    card = {
+        "name": "mini_xception", "version": f"fer2013-{time.strftime('%Y%m%d')}", "format": "keras",
+        "class_names": list(edgefer.CLASS_NAMES), "input_size": 48, "channels": 1,
+        "input_scale": 1 / 127.5, "input_offset": -1.0, "parameters": int(model.count_params()),
+        "trained_by": command, "recipe": args, "data": {"file": Path(data).name, "sha256": file_sha256(data),
+                                                     "train_split": args["train_split"], "selected_on": split},
+        "date": time.strftime("%Y-%m-%d"), "hardware": machine_description(),
+        "training": {"epochs": state["epoch"], "best_epoch": state["best_epoch"],
+                     "train_seconds": metrics["train_seconds"], "images_per_second": metrics["train_images_per_second"],
+                     "keras_backend": metrics["keras_backend"]},
+        "metrics": {split: plain.as_dict(), f"{split} (flip TTA)": flipped.as_dict()},
+        "file_kb": round(target.stat().st_size / 1024, 1), "edgefer_version": edgefer.__version__,
+    }
+    write_json(sidecar_path(target), card)
+    reports.mkdir(parents=True, exist_ok=True)
+    for name in ("history.csv", "curves.png", f"confusion_{split}.png", "args.json", "metrics.json"):
+        if (run_dir / name).exists():
+            shutil.copyfile(run_dir / name, reports / name)
+    return card
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--command", default="", help="the `edgefer train` command that produced the run")
+    parser.add_argument("--no-export", action="store_true")
+    args = parser.parse_args()
+    card = ship(args.run_dir, args.data, args.command)
+    print(json.dumps({k: card[k] for k in ("version", "parameters", "file_kb", "training")}, indent=2))
+    for name, values in card["metrics"].items():
+        print(f"{name}: accuracy {values['accuracy']:.4f}, macro-F1 {values['macro_f1']:.4f}")
+    if not args.no_export:
+        from convert.export import export_model, format_table
+
+        rows, folder = export_model(DEFAULT_KERAS_MODEL, DEFAULT_KERAS_MODEL.parent, data=args.data, log=print)
+        print(format_table(rows))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    main()

@@ -1,21 +1,4 @@
 #!/usr/bin/env bash
-# Lite install of edgefer on a jetson and a systemd service that starts `edgefer run` on boot.
-# Usage (from the repository root, as a user with sudo):  devices/jetson/setup.sh [PROFILE]
-set -euo pipefail
-profile=${1:-jetson}
-repo=$(cd "$(dirname "$0")/../.." && pwd)
-prefix=/opt/edgefer
-sudo apt-get update -qq && sudo apt-get install -y -qq python3-venv v4l-utils
-sudo mkdir -p "$prefix" /var/lib/edgefer
-sudo chown "$USER" "$prefix" /var/lib/edgefer
-python3 -m venv "$prefix/venv"
-"$prefix/venv/bin/pip" install -q --upgrade pip
-"$prefix/venv/bin/pip" install -q -r "$repo/devices/jetson/requirements-lite.txt"
-"$prefix/venv/bin/pip" install -q --no-deps "$repo"      # the base install: no TensorFlow
-"$prefix/venv/bin/edgefer" run --source demo --device "$profile" --max-frames 1 --no-show   # smoke test
-sed -e "s|@PREFIX@|$prefix|g" -e "s|@PROFILE@|$profile|g" -e "s|@USER@|$USER|g" -e "s|@REPO@|$repo|g" \
-    "$repo/devices/jetson/edgefer.service" | sudo tee /etc/systemd/system/edgefer.service >/dev/null
-sudo usermod -aG video "$USER"
-sudo systemctl daemon-reload
-sudo systemctl enable --now edgefer.service
-echo "edgefer is running: journalctl -u edgefer -f ; results in /var/lib/edgefer/expressions.jsonl"
+# Lite install of edgefer on this board and a systemd service that starts `edgefer run` on boot.
+# Usage (from the repository root, as a user with sudo):  devices/jetson/setup.sh [PROFILE]   (default: jetson)
+exec "$(dirname "$0")/../install.sh" jetson "${1:-jetson}"

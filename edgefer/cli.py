@@ -182,6 +182,7 @@ def run(
     threads: Optional[int] = typer.Option(None, help="Inference threads. [default: 1]"),
     margin: Optional[float] = typer.Option(None, help="Enlarge each face box by this fraction before cropping."),
     resolution: Optional[str] = typer.Option(None, help="Camera capture size WxH, e.g. 640x480."),
+    tta: bool = typer.Option(False, help="Average each face's prediction with its mirror image (2x classify cost)."),
     max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames."),
     save: Optional[str] = typer.Option(None, help="Annotated video (.mp4/.avi), or a folder for annotated images."),
     json_out: Optional[str] = typer.Option(None, "--json", help="JSON Lines per frame (flushed every frame)."),
@@ -197,7 +198,7 @@ def run(
         profile = load_profile(device) if device else {}
         options = {k: v for k, v in dict(
             model=model, detector=detector, min_face_size=min_face_size, detect_every=detect_every,
-            smoothing=smoothing, threads=threads, margin=margin).items() if v is not None}
+            smoothing=smoothing, threads=threads, margin=margin, tta=tta or None).items() if v is not None}
         size = resolution or profile.get("resolution")
         config = live.RunConfig(
             source=_run_source(camera, source), max_frames=max_frames, save=save, json_path=json_out,

@@ -41,6 +41,7 @@ class RunConfig:
     smoothing: float = 0.0         # EMA weight of the past for each tracked face's probabilities (0 = off)
     threads: int = 1
     margin: float = 0.0
+    tta: bool = False              # average each face with its mirror image
     max_frames: int | None = None
     save: str | None = None        # annotated video (.mp4/.avi) or a folder for images
     json_path: str | None = None
@@ -321,7 +322,7 @@ def _classify(frame, detections, classifier, tracks, config, names) -> list[dict
     gray = to_gray(frame)
     size = classifier.info.input_size
     crops = np.stack([crop_face(gray, d, size, config.margin) for d in detections])
-    probabilities = classifier.predict(crops)
+    probabilities = classifier.predict_tta(crops) if config.tta else classifier.predict(crops)
     ids, probabilities = tracks.update(detections, probabilities)
     return [
         {"id": track, "box": d.box, "score": round(d.score, 4), "emotion": names[int(np.argmax(p))],

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import math
 import os
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefer.data import DataSpec, FaceSet, file_sha256, is_csv, load_split, scale_to_unit_range
+from edgefer.data import DataSpec, FaceSet, is_csv, load_split, scale_to_unit_range
 from edgefer.metrics import compute_metrics
 from edgefer.plots import plot_confusion, plot_history
 from edgefer.files import atomic_path, new_run_dir, read_json, write_json, write_text
@@ -288,8 +287,8 @@ def read_history(path: Path) -> list[dict]:
 # --------------------------------------------------------------------------- train / resume
 
 
-def _configure_tensorflow(threads: int | None = None) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _configure_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the CLI
 
 
 def train(config: TrainConfig, log=print, on_epoch=None, verbose: int = 1) -> TrainResult:
@@ -318,13 +317,12 @@ def resume(run_dir: str | os.PathLike, log=print, on_epoch=None, verbose: int = 
 def _load_splits(config: TrainConfig, log) -> tuple[FaceSet, FaceSet, FaceSet | None]:
     spec = config.data_spec()
     started = time.perf_counter()
-    train_set = load_split(spec, config.train_split if is_csv(config.data) else "train")
-    val_set = load_split(spec, config.val_split if is_csv(config.data) else "val")
-    test_set = None
-    if config.test_split or not is_csv(config.data):
-        test_name = config.test_split if is_csv(config.data) else "test"
-        if is_csv(config.data) or config.test_fraction > 0:
-            test_set = load_split(spec, test_name)
+    if is_csv(config.data):
+        names = (config.train_split, config.val_split, config.test_split)
+    else:  # an image folder: the stratified parts
+        names = ("train", "val", "test" if config.test_fraction > 0 else None)
+    train_set, val_set = load_split(spec, names[0]), load_split(spec, names[1])
+    test_set = load_split(spec, names[2]) if names[2] else None
     for faces in (train_set, val_set, test_set):
         for note in faces.notes if faces else []:
             log(note)
@@ -391,11 +389,3 @@ def _finish(config, run_dir, state, val_set, test_set, log) -> TrainResult:
     }
     write_json(run_dir / "metrics.json", summary)
     return TrainResult(run_dir, best_path, metrics, state.epoch, state.train_seconds, speed)
-
-
-def data_checksum(path: str) -> str | None:
-    return file_sha256(path) if Path(path).is_file() else None
-
-
-def describe(result: TrainResult) -> str:
-    return json.dumps({k: v for k, v in result.metrics.items()}, indent=2)

@@ -52,6 +52,11 @@ def test_train_then_evaluate_end_to_end(fer_csv, tmp_path):
     report = json.loads(next(out.glob("*.json")).read_text())
     assert report["accuracy"] == pytest.approx(public["accuracy"], abs=1e-6)
     assert next(out.glob("*.png")).stat().st_size > 0
+    flipped = runner.invoke(app, ["evaluate", str(run / "weights/model.keras"), "--data", str(fer_csv),
+                                  "--limit", "3001", "--out", str(out), "--tta"])
+    assert flipped.exit_code == 0, flipped.output
+    tta = json.loads(next(out.glob("*_tta.json")).read_text())
+    assert tta["tta"] is True and abs(tta["accuracy"] - public["accuracy"]) < 0.05  # same model, mirrored too
 
 
 def test_interrupted_run_resumes_from_last_checkpoint(fer_csv, tmp_path):
@@ -98,6 +103,16 @@ def test_batchnorm_recalibration_makes_short_training_evaluate_soundly(fer_train
     recalibrate_batchnorm(model, images)
     after = (predict_probabilities(model, images).argmax(1) == labels).mean()
     assert after > 0.9 and after > before + 0.2, (before, after)
+
+
+def test_cosine_schedule_warms_up_then_decays(fer_csv, tmp_path):
+    config = config_from_recipe("best", data=str(fer_csv), limit=320, epochs=4, batch_size=64, warmup_epochs=1,
+                                project=str(tmp_path), name="cosine")
+    config.augment = config_from_recipe("quick").augment
+    train(config, verbose=0, log=lambda *_: None)
+    rates = [float(line.split(",")[1]) for line in (tmp_path / "cosine/history.csv").read_text().splitlines()[1:]]
+    assert rates[0] == pytest.approx(config.lr, rel=1e-3)  # the peak is reached at the end of warm-up
+    assert rates[0] > rates[1] > rates[2] > rates[3] >= config.min_lr * 0.99
 
 
 def test_config_round_trip_and_bad_options(fer_csv):

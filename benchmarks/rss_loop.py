@@ -13,7 +13,7 @@ for blocked in ("tensorflow", "keras", "mtcnn"):
 
 import psutil
 
-from edgefer.compose import compose_frames, write_video
+from edgefer.compose import iter_composed_frames, write_video
 from edgefer.data import read_fer_csv
 from edgefer.inference import DEFAULT_MODEL
 from edgefer.live import RunConfig, run
@@ -26,7 +26,7 @@ parser.add_argument("--frames", type=int, default=1500)
 args = parser.parse_args()
 
 faces = read_fer_csv(args.data, "PublicTest", limit=400)
-clip = write_video(compose_frames(faces.images, faces.labels, args.frames, 2, seed=11),
+clip = write_video(iter_composed_frames(faces.images, faces.labels, args.frames, 2, seed=11),
                    tempfile.mktemp(suffix=".avi"))
 del faces
 process = psutil.Process()

@@ -33,9 +33,15 @@ def compose_frames(faces: np.ndarray, labels: np.ndarray, count: int, faces_per_
 
     border_face=True puts the last face of each frame partly outside the image (cut by the edge).
     """
+    return list(iter_composed_frames(faces, labels, count, faces_per_frame, size, face_px, seed, border_face))
+
+
+def iter_composed_frames(faces, labels, count, faces_per_frame=2, size=(640, 480), face_px=(110, 170), seed=0,
+                         border_face=False):
+    """compose_frames one frame at a time (for long clips that should not sit in memory)."""
     rng = np.random.default_rng(seed)
     width, height = size
-    frames, next_face = [], 0
+    next_face = 0
     for _ in range(count):
         canvas = background(size, rng)
         boxes, chosen = [], []
@@ -54,17 +60,20 @@ def compose_frames(faces: np.ndarray, labels: np.ndarray, count: int, faces_per_
             canvas[y:y + side, x:x + visible] = face[:, :visible]
             boxes.append([x, y, side, side])
             chosen.append(int(labels[index]))
-        frames.append(ComposedFrame(canvas, boxes, chosen))
-    return frames
+        yield ComposedFrame(canvas, boxes, chosen)
 
 
-def write_video(frames: list[ComposedFrame], path: str, fps: float = 15.0) -> str:
-    height, width = frames[0].image.shape[:2]
-    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.lower().endswith(".avi") else "mp4v"))
-    writer = cv2.VideoWriter(path, fourcc, fps, (width, height))
+def write_video(frames, path: str, fps: float = 15.0) -> str:
+    """Write composed frames (a list or any iterable) as a video; MJPG for .avi, mp4v otherwise."""
+    writer = None
     try:
         for frame in frames:
+            if writer is None:
+                height, width = frame.image.shape[:2]
+                fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.lower().endswith(".avi") else "mp4v"))
+                writer = cv2.VideoWriter(path, fourcc, fps, (width, height))
             writer.write(frame.image)
     finally:
-        writer.release()
+        if writer is not None:
+            writer.release()
     return path

@@ -74,10 +74,10 @@ def train(
             return
         if not data:
             fail("--data is required: " + DATA_HELP)
-        from edgefer.models import MODELS
+        from edgefer.models import MODELS, check_model_name
         from edgefer.pipeline import NO_AUGMENT
 
-        names = list(MODELS) if model == "all" else [model]
+        names = list(MODELS) if model == "all" else [check_model_name(model)]
         results = []
         for model_name in names:
             config = training.config_from_recipe(
@@ -95,15 +95,14 @@ def train(
                 import dataclasses
 
                 config.augment = dataclasses.replace(config.augment, mixup_alpha=mixup)
-            from edgefer.models import build_model  # validate the name before loading data
-
-            if model_name not in MODELS:
-                build_model(model_name)
             typer.echo(f"training {model_name} with recipe {recipe!r}")
             results.append(training.train(config, log=typer.echo, verbose=verbose))
         _print_train_results(results)
     except _known_errors() as error:
         fail(str(error))
+    except KeyboardInterrupt:
+        fail("interrupted: the last finished epoch is checkpointed; continue with edgefer train --resume RUN_DIR",
+             code=130)
 
 
 def _print_train_results(results) -> None:

@@ -118,14 +118,20 @@ MODELS: dict[str, Callable] = {
 }
 
 
-def build_model(name: str, input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float | None = None):
-    """Build a registered model by name; `l2=None` keeps the model's own default decay."""
+def check_model_name(name: str) -> str:
+    """The name if registered, else a ValueError that suggests the closest one."""
     if name not in MODELS:
         import difflib
 
         hint = difflib.get_close_matches(name, MODELS, n=1)
         suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
         raise ValueError(f"unknown model {name!r}{suggestion}; expected one of {', '.join(MODELS)}")
+    return name
+
+
+def build_model(name: str, input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float | None = None):
+    """Build a registered model by name; `l2=None` keeps the model's own default decay."""
+    check_model_name(name)
     kwargs = {"input_size": input_size, "num_classes": num_classes}
     if l2 is not None:
         kwargs["l2"] = l2

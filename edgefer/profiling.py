@@ -43,11 +43,10 @@ class ProfileConfig:
     timeout: float = 3600
 
     def validate(self) -> None:
-        from edgefer.models import MODELS
+        from edgefer.models import check_model_name
 
         for name in self.models:
-            if name not in MODELS:
-                raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODELS)} or all")
+            check_model_name(name)
         if self.interval <= 0:
             raise ValueError(f"--interval must be positive seconds, got {self.interval}")
         if self.epochs < 1 or self.batch_size < 1:

@@ -297,6 +297,7 @@ def train(config: TrainConfig, log=print, on_epoch=None, verbose: int = 1) -> Tr
         raise ValueError("no training data: pass --data PATH (a FER-2013 CSV or an image folder)")
     run_dir = new_run_dir(config.project, config.name or config.model)
     write_json(run_dir / "args.json", config.to_dict())
+    log(f"run directory {run_dir} (if interrupted: edgefer train --resume {run_dir})")
     return _fit(config, run_dir, LoopState(), log, on_epoch, verbose)
 
 

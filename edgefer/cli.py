@@ -215,6 +215,8 @@ def run(
         summary = live.run(config, on_frame=report)
     except (live.SourceError, *_known_errors()) as error:
         fail(str(error))
+    except OSError as error:  # e.g. --json or --save where it cannot be written
+        fail(f"{getattr(error, 'filename', '') or ''}: {error.strerror or error}".lstrip(": "))
     if not quiet:
         typer.echo(f"source {config.source}, detector {config.detector}, model {config.model or 'shipped int8'}")
     _print_run_summary(summary)

@@ -222,7 +222,10 @@ class Outputs:
     def __init__(self, config: RunConfig, source: FrameSource):
         self.config, self.source = config, source
         self.writer = None
-        self.json = open(config.json_path, "w", encoding="utf-8") if config.json_path else None
+        self.json = None
+        if config.json_path:
+            Path(config.json_path).parent.mkdir(parents=True, exist_ok=True)
+            self.json = open(config.json_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in __exit__
         self.show = config.show and gui_available()
         self.save_dir = None
         if config.save and (source.kind in ("image", "folder") or not Path(config.save).suffix):

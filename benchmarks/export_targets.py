@@ -1,6 +1,6 @@
 """Export a model to every format, validate on the whole PublicTest, and check issue 5's targets.
 
-Latency: median over --repeats rounds of the median of 500 single-face calls, 1 thread.
+Latency: median over --repeats fresh processes (no TensorFlow) of the median of 200 single-face calls, 1 thread.
 
     python benchmarks/export_targets.py edgefer/weights/mini_xception_fer2013.keras --data ../shared/data/fer2013_train_publictest.csv.gz
 """
@@ -11,8 +11,7 @@ import argparse
 import statistics
 import tempfile
 
-from convert.export import export_model, format_table
-from edgefer.inference import load_classifier, time_single_face
+from convert.export import clean_process_latency, export_model, format_table
 
 
 def main() -> None:
@@ -30,8 +29,7 @@ def main() -> None:
     for row in rows:
         if row.format == "keras" or not row.ok:
             continue
-        classifier = load_classifier(row.file, threads=1)
-        latency[row.format] = statistics.median(time_single_face(classifier, 500) for _ in range(args.repeats))
+        latency[row.format] = statistics.median(clean_process_latency(row.file, 1)[0] for _ in range(args.repeats))
     print("| format | ms/face, 1 thread (median of %d rounds) |\n| --- | ---: |" % args.repeats)
     for fmt, ms in latency.items():
         print(f"| {fmt} | {ms:.3f} |")

@@ -37,7 +37,7 @@ def measure(model_name: str, images, labels, batch_size: int, steps: int, warmup
         def on_train_batch_end(self, batch, logs=None):
             stamps.append(time.perf_counter())
 
-    model.fit(dataset, steps_per_epoch=warmup + steps, epochs=1, verbose=0, callbacks=[Clock()])
+    model.fit(dataset, steps_per_epoch=warmup + steps, epochs=1, verbose=0, callbacks=[Clock()], shuffle=False)
     per_batch = float(np.median(np.diff(stamps[warmup:])))
     rate = batch_size / per_batch
     return {"model": model_name, "parameters": model.count_params(), "batch": batch_size,

@@ -8,6 +8,28 @@ from typing import Iterable
 import numpy as np
 
 OPSET = 17
+TINY_WEIGHT = 1e-20
+
+
+def flush_tiny_initializers(proto) -> int:
+    """Set float weights with |w| < 1e-20 to exactly 0 (after tf2onnx folded batch norm into the convs).
+
+    Long L2 decay leaves many such weights (the shipped model: tens of thousands); they change no output,
+    but their products with activations are subnormal floats, on which ONNX Runtime ran 2.7x slower
+    (0.47 vs 0.17 ms per face). Returns how many were set.
+    """
+    from onnx import numpy_helper
+
+    flushed = 0
+    for tensor in proto.graph.initializer:
+        values = numpy_helper.to_array(tensor)
+        if values.dtype.kind != "f":
+            continue
+        tiny = (np.abs(values) < TINY_WEIGHT) & (values != 0)
+        if tiny.any():
+            flushed += int(tiny.sum())
+            tensor.CopyFrom(numpy_helper.from_array(np.where(tiny, 0, values).astype(values.dtype), tensor.name))
+    return flushed
 
 
 def convert_onnx(model, input_shape: tuple[int, ...], metadata: dict[str, str]) -> bytes:
@@ -17,6 +39,7 @@ def convert_onnx(model, input_shape: tuple[int, ...], metadata: dict[str, str]) 
     spec = [tf.TensorSpec((None, *input_shape), tf.float32, name="face")]
     function = tf.function(lambda x: model(x, training=False), input_signature=spec)
     proto, _ = tf2onnx.convert.from_function(function, input_signature=spec, opset=OPSET)
+    flush_tiny_initializers(proto)
     _set_metadata(proto, metadata)
     return proto.SerializeToString()
 

@@ -40,7 +40,7 @@ def record(index, _faces):
 
 summary = run(RunConfig(source=clip, model=args.model, show=False, threads=1), on_frame=record)
 print(f"{summary.frames} frames, {summary.faces} faces, {summary.fps:.1f} FPS (1 thread, detection every frame)")
-print("| frame | " + " | ".join(str(k) for k in marks) + " |")
+print("\n| frame | " + " | ".join(str(k) for k in marks) + " |")
 print("| --- | " + " | ".join("---:" for _ in marks) + " |")
 print("| RSS MB | " + " | ".join(f"{v:.1f}" for v in marks.values()) + " |")
 print(f"peak RSS of the process: {high_water_mark(process.pid) / 1e6:.1f} MB")

@@ -242,7 +242,7 @@ def format_table(rows: list[ExportRow]) -> str:
     def number(value, spec):
         return "-" if value is None else format(value, spec)
 
-    lines = ["| Format | Status | Size (KB) | Accuracy | Δ vs Keras (points) | Top-1 agreement | Max |Δp| "
+    lines = ["| Format | Status | Size (KB) | Accuracy | Δ vs Keras (points) | Top-1 agreement | Max abs Δp "
              "| ms/face (1 thread) | faces/s |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:

@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 
 from edgefer.files import write_json, write_text
-from edgefer.sampler import StageMeasurement, measure_command
+from edgefer.sampler import StageMeasurement, high_water_mark, measure_command
 
 PAPER = Path(__file__).resolve().parents[1] / "profiles" / "paper.json"
 RUNTIMES = {"keras": ".keras", "tflite_float32": "_float32.tflite", "tflite_int8": "_int8.tflite", "onnx": ".onnx"}
@@ -93,8 +93,8 @@ def run_profile(config: ProfileConfig, log=print) -> dict:
         train = measure_command(
             _worker("train", name, config.data, work, config.epochs, config.train_images or 0, config.batch_size),
             config.interval, _child_env(), config.timeout)
-        _save_stage(out, name, "train", train, entry)
         trained = _result(work / "train.json")
+        _save_stage(out, name, "train", train, entry, trained)
         entry.update(layers=trained.get("layers"), history=trained.get("history"), backend=trained.get("backend"))
         if not train.ok:
             log(f"[{name}] training failed (exit {train.returncode}); samples kept")
@@ -102,8 +102,8 @@ def run_profile(config: ProfileConfig, log=print) -> dict:
         log(f"[{name}] testing")
         test = measure_command(_worker("test", work / "model.keras", config.data, config.test_images or 0, work),
                                config.interval, _child_env(), config.timeout)
-        _save_stage(out, name, "test", test, entry)
         entry["test"] = _result(work / "test.json")
+        _save_stage(out, name, "test", test, entry, entry["test"])
         if config.edge:
             entry["edge"] = _edge(config, work, log, name)
     if config.devices:
@@ -115,7 +115,10 @@ def run_profile(config: ProfileConfig, log=print) -> dict:
     return report
 
 
-def _save_stage(out: Path, model: str, stage: str, measurement: StageMeasurement, entry: dict) -> None:
+def _save_stage(out: Path, model: str, stage: str, measurement: StageMeasurement, entry: dict,
+                reported: dict | None = None) -> None:
+    """Record a stage; `reported` is the worker's result, whose own high-water mark can exceed the samples."""
+    measurement.peak_rss_mb = max(measurement.peak_rss_mb, (reported or {}).get("self_peak_rss_mb", 0.0))
     write_text(out / f"samples_{model}_{stage}.csv", measurement.samples_csv())
     entry.setdefault("stages", {})[stage] = measurement.summary()
     if not measurement.ok:
@@ -142,7 +145,8 @@ def _edge(config: ProfileConfig, work: Path, log, name: str) -> dict:
             timing = _result(result_path)
             row[f"ms_per_face_{threads}t"] = timing.get("ms_per_face")
             row[f"faces_per_s_{threads}t"] = timing.get("faces_per_s")
-            row[f"peak_rss_mb_{threads}t"] = round(run.peak_rss_mb, 1)
+            # a short child can end before the first sample: it reports its own high-water mark too
+            row[f"peak_rss_mb_{threads}t"] = round(max(run.peak_rss_mb, timing.get("self_peak_rss_mb", 0.0)), 1)
             row["backend"] = timing.get("backend")
         edge["runtimes"][runtime] = row
         log(f"[{name}] {runtime}: {row}")
@@ -349,7 +353,7 @@ def _train_worker(model, data, work, epochs, train_images, batch_size) -> None:
     write_json(Path(work) / "train.json", {
         "layers": layer_report(build_model(model)).as_dict(), "history": history,
         "train_seconds": round(result.seconds, 2), "val_accuracy": history[-1]["val_accuracy"] if history else None,
-        "backend": keras.backend.backend(),
+        "backend": keras.backend.backend(), "self_peak_rss_mb": high_water_mark(os.getpid()) / 1e6,
     })
 
 
@@ -362,7 +366,8 @@ def _test_worker(model_path, data, test_images, work) -> None:
     classifier = load_classifier(model_path)
     metrics = compute_metrics(classifier.predict(faces.images), faces.labels)
     write_json(Path(work) / "test.json", {"accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1,
-                                          "loss": metrics.loss, "faces": len(faces)})
+                                          "loss": metrics.loss, "faces": len(faces),
+                                          "self_peak_rss_mb": high_water_mark(os.getpid()) / 1e6})
 
 
 def _infer_worker(model_path, threads, result_path) -> None:
@@ -377,7 +382,8 @@ def _infer_worker(model_path, threads, result_path) -> None:
     start = time.perf_counter()
     classifier.predict(faces)
     rate = len(faces) / (time.perf_counter() - start)
-    write_json(result_path, {"ms_per_face": ms, "faces_per_s": rate, "backend": classifier.backend})
+    write_json(result_path, {"ms_per_face": ms, "faces_per_s": rate, "backend": classifier.backend,
+                             "self_peak_rss_mb": high_water_mark(os.getpid()) / 1e6})
 
 
 def _main(argv: list[str]) -> None:

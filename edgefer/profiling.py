@@ -2,7 +2,8 @@
 
 Each stage (train, test, export, inference per runtime) runs in a child process
 (`python -m edgefer.profiling <stage> ...`) while edgefer.sampler watches it, so the measurement covers
-exactly that work. Results go to <out>/: summary.md, summary.json, tables as CSV, samples_*.csv, PNGs.
+exactly that work. Results go to <out>/: summary.md, summary.json, tables as CSV, samples_*.csv, PNGs;
+the trained models and exports (large) to <out>/work/.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def run_profile(config: ProfileConfig, log=print) -> dict:
     for name in config.models:
         log(f"[{name}] training ({config.epochs} epoch(s), {config.train_images or 'all'} images)")
         entry = report["models"][name] = {}
-        work = out / name
+        work = out / "work" / name  # models, exports, run folders: large, kept apart from the record
         train = measure_command(
             _worker("train", name, config.data, work, config.epochs, config.train_images or 0, config.batch_size),
             config.interval, _child_env(), config.timeout)
@@ -176,7 +177,7 @@ def _device_table(config: ProfileConfig, out: Path, log) -> list[dict]:
                 if device == "gpu" and not has_gpu:
                     row["gpu"] = "no GPU present"
                     continue
-                work = out / f"{name}_{device}_{epochs}ep"
+                work = out / "work" / f"{name}_{device}_{epochs}ep"
                 log(f"[{name}] {epochs} epoch(s) on {device}")
                 run = measure_command(_worker("train", name, config.data, work, epochs, config.train_images or 0,
                                               config.batch_size), config.interval, _child_env(device), config.timeout)

@@ -18,12 +18,11 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from edgefer.data import IMAGE_SUFFIXES
 from edgefer.detection import Detection, crop_face, make_detector, to_gray
-from edgefer.inference import load_classifier
-from edgefer.inference import DEFAULT_MODEL
+from edgefer.inference import DEFAULT_MODEL, load_classifier
 
 STAGES = ("capture", "detect", "classify", "draw")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 DEMO_IMAGE = Path(__file__).resolve().parent / "assets" / "astronaut.jpg"
 
 

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -348,8 +349,8 @@ def _train_worker(model, data, work, epochs, train_images, batch_size) -> None:
                                 limit=int(train_images) or None, project=str(work), name="run")
     result = train(config, verbose=0, log=lambda *_: None)
     Path(work).mkdir(parents=True, exist_ok=True)
-    # the deployable model: weights without the optimizer state that checkpoints carry
-    keras.saving.load_model(result.best_model, compile=False).save(Path(work) / "model.keras")
+    # training's deployable model: the best epoch without the optimizer state that checkpoints carry
+    shutil.copyfile(result.run_dir / "weights" / "model.keras", Path(work) / "model.keras")
     history = read_history(result.run_dir / "history.csv")
     write_json(Path(work) / "train.json", {
         "layers": layer_report(build_model(model)).as_dict(), "history": history,

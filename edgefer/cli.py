@@ -316,6 +316,39 @@ def sweep(
         fail("no trial completed", code=1)
 
 
+@app.command()
+def prune(
+    model: Path = typer.Argument(..., help="Trained .keras model to prune (e.g. runs/train/<name>/weights/model.keras)."),
+    data: str = typer.Option(..., help=DATA_HELP),
+    criterion: str = typer.Option("kernel", help="Comma-separated, applied in order: kernel (filter importance "
+                                  "sqrt(sum w^2 / k^2)), angle (merge near-parallel/opposite units), zero (dead units)."),
+    metric: str = typer.Option("loss", help="Stop on validation 'loss' rising or 'accuracy' falling by --threshold."),
+    threshold: float = typer.Option(0.1, help="Largest allowed rise in loss (or fall in accuracy) vs the unpruned model."),
+    step: int = typer.Option(1, help="Channels removed per step (the study removes one at a time)."),
+    target_fraction: Optional[float] = typer.Option(None, help="Stop once parameters are at most this fraction of the original."),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after this many steps."),
+    step_finetune_epochs: int = typer.Option(0, help="Fine-tuning epochs after every kept step."),
+    finetune_epochs: int = typer.Option(0, help="Fine-tuning epochs once pruning stops."),
+    finetune_lr: float = typer.Option(3e-4, help="Adam learning rate of the fine-tuning."),
+    angle: float = typer.Option(15.0, help="angle criterion: merge units within this many degrees of parallel/opposite."),
+    limit: Optional[int] = typer.Option(None, help="At most this many images per split (quick runs)."),
+    name: str = typer.Option("", help="Run name (default: the model file's stem); runs/prune/<name>[N]."),
+    project: Path = typer.Option(Path("runs/prune"), help="Parent folder of run directories."),
+):
+    """Structured pruning that removes whole filters and units; writes a smaller .keras and a per-step table."""
+    from edgefer.pruning import PruneConfig, run_prune
+
+    config = PruneConfig(str(model), data, tuple(c.strip() for c in criterion.split(",") if c.strip()), metric,
+                         threshold, step, target_fraction, max_steps, step_finetune_epochs, finetune_epochs,
+                         finetune_lr, angle_degrees=angle, limit=limit, name=name, project=str(project))
+    try:
+        result = run_prune(config, log=typer.echo)
+    except _known_errors() as error:
+        fail(str(error))
+    typer.echo("\n" + (result.run_dir / "steps.md").read_text())
+    typer.echo(f"pruned model: {result.model_path}  (export: edgefer export {result.model_path} --data ...)")
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

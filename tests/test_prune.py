@@ -112,7 +112,7 @@ def test_prune_run_shrinks_a_trained_model_that_still_exports(trained_model, fer
     assert result.summary["parameters"]["after"] == kept[-1].parameters
 
     with pytest.warns(UserWarning, match="calibrating int8 on 100 images"):
-        rows, folder = export_model(result.model_path, tmp_path / "export", ["int8"], str(fer_csv),
+        rows, _ = export_model(result.model_path, tmp_path / "export", ["int8"], str(fer_csv),
                                     calibration=100, limit=300, threshold=5.0, log=lambda *_: None)
     assert rows[-1].status == "ok"
     classifier = load_classifier(rows[-1].file)

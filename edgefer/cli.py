@@ -44,6 +44,8 @@ def train(
     schedule: Optional[str] = typer.Option(None, help="plateau (ReduceLROnPlateau) or cosine (with warm-up)."),
     l2: Optional[float] = typer.Option(None, help="L2 weight decay factor (default: the model's)."),
     label_smoothing: Optional[float] = typer.Option(None, help="Label smoothing of the cross-entropy."),
+    width: Optional[float] = typer.Option(None, help="Multiplier on every hidden layer's filters/units (1 = the paper's)."),
+    dropout: Optional[float] = typer.Option(None, help="Dropout rate (default: the model's; mini_xception: none)."),
     mixup: Optional[float] = typer.Option(None, help="Mixup Beta(alpha, alpha); 0 turns it off."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Train without augmentation."),
     balance_classes: bool = typer.Option(False, help="Weight samples by inverse class frequency."),
@@ -82,7 +84,7 @@ def train(
         for model_name in names:
             config = training.config_from_recipe(
                 recipe, model=model_name, data=data, epochs=epochs, batch_size=batch_size, lr=lr,
-                schedule=schedule, l2=l2, label_smoothing=label_smoothing, patience=patience,
+                schedule=schedule, l2=l2, width=width, dropout=dropout, label_smoothing=label_smoothing, patience=patience,
                 precise_bn=precise_bn, seed=seed, input_size=input_size, train_split=train_split,
                 val_split=val_split, test_split=test_split, val_fraction=val_fraction,
                 test_fraction=test_fraction, limit=limit, skip_bad=skip_bad,

@@ -21,10 +21,16 @@ def _keras():
     return keras
 
 
-def mini_xception(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = DEFAULT_L2, channels: int = 1):
+def scaled(filters: int, width: float) -> int:
+    """A layer's width under the width multiplier (at least 1)."""
+    return max(1, int(round(filters * width)))
+
+
+def mini_xception(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = DEFAULT_L2, channels: int = 1,
+                  width: float = 1.0, dropout: float = 0.0):
     """The paper's model: 2 stem convs, 4 residual depthwise-separable blocks, conv head, GAP, softmax.
 
-    58,423 parameters (56,951 trainable) at 48x48x1 and 7 classes.
+    58,423 parameters (56,951 trainable) at 48x48x1, 7 classes, width 1 and no dropout (the paper's).
     """
     keras = _keras()
     layers = keras.layers
@@ -33,12 +39,12 @@ def mini_xception(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: floa
     inputs = keras.Input((input_size, input_size, channels), name="face")
     x = inputs
     for index in (1, 2):
-        x = layers.Conv2D(8, 3, use_bias=False, kernel_regularizer=reg, name=f"stem_conv{index}")(x)
+        x = layers.Conv2D(scaled(8, width), 3, use_bias=False, kernel_regularizer=reg, name=f"stem_conv{index}")(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"stem_bn{index}")(x)
         x = layers.ReLU(name=f"stem_relu{index}")(x)
 
     for block, filters in enumerate((16, 32, 64, 128), start=1):
-        name = f"block{block}"
+        name, filters = f"block{block}", scaled(filters, width)
         residual = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False, name=f"{name}_shortcut")(x)
         residual = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_shortcut_bn")(residual)
         for step in (1, 2):
@@ -52,13 +58,16 @@ def mini_xception(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: floa
         x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
         x = layers.Add(name=f"{name}_add")([x, residual])
 
+    if dropout:
+        x = layers.Dropout(dropout, name="head_dropout")(x)
     x = layers.Conv2D(num_classes, 3, padding="same", name="head_conv")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = layers.Softmax(name="predictions")(x)
     return keras.Model(inputs, outputs, name="mini_xception")
 
 
-def vgg(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = 1e-4, channels: int = 1):
+def vgg(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = 1e-4, channels: int = 1,
+        width: float = 1.0, dropout: float = 0.4):
     """VGG-style baseline: 10 conv layers in 4 pooled stages, then 3 dense layers."""
     keras = _keras()
     layers = keras.layers
@@ -67,21 +76,24 @@ def vgg(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = 1e-4, 
     x = inputs
     for stage, (filters, convs) in enumerate(((32, 2), (64, 2), (128, 3), (256, 3)), start=1):
         for index in range(1, convs + 1):
-            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=reg,
+            x = layers.Conv2D(scaled(filters, width), 3, padding="same", use_bias=False, kernel_regularizer=reg,
                               name=f"stage{stage}_conv{index}")(x)
             x = layers.BatchNormalization(name=f"stage{stage}_bn{index}")(x)
             x = layers.ReLU(name=f"stage{stage}_relu{index}")(x)
         x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
     x = layers.Flatten(name="flatten")(x)
     for index, units in enumerate((512, 256), start=1):
-        x = layers.Dense(units, activation="relu", kernel_regularizer=reg, name=f"fc{index}")(x)
-        x = layers.Dropout(0.4, name=f"dropout{index}")(x)
+        x = layers.Dense(scaled(units, width), activation="relu", kernel_regularizer=reg, name=f"fc{index}")(x)
+        x = layers.Dropout(dropout, name=f"dropout{index}")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
     return keras.Model(inputs, outputs, name="vgg")
 
 
-def resnet50(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = 0.0, channels: int = 1):
+def resnet50(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = 0.0, channels: int = 1,
+             width: float = 1.0, dropout: float = 0.0):
     """ResNet-50 trained from scratch (no ImageNet weights) on small grayscale faces."""
+    if width != 1.0 or dropout:
+        raise ValueError("resnet50 is keras.applications' fixed architecture: --width and --dropout do not apply")
     keras = _keras()
     model = keras.applications.ResNet50(
         include_top=True, weights=None, input_shape=(input_size, input_size, channels),
@@ -91,7 +103,8 @@ def resnet50(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = 0
     return keras.Model(model.inputs, model.outputs, name="resnet50")
 
 
-def cnn(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = 0.0, channels: int = 1):
+def cnn(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = 0.0, channels: int = 1,
+        width: float = 1.0, dropout: float = 0.5):
     """The seed study's plain CNN: two 5x5 conv + max-pool stages, dense 500 and 300, softmax."""
     keras = _keras()
     layers = keras.layers
@@ -99,13 +112,13 @@ def cnn(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = 0.0, c
     inputs = keras.Input((input_size, input_size, channels), name="face")
     x = inputs
     for index, filters in enumerate((32, 64), start=1):
-        x = layers.Conv2D(filters, 5, padding="same", activation="relu", kernel_regularizer=reg,
+        x = layers.Conv2D(scaled(filters, width), 5, padding="same", activation="relu", kernel_regularizer=reg,
                           name=f"conv{index}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{index}")(x)
     x = layers.Flatten(name="flatten")(x)
     for index, units in enumerate((500, 300), start=1):
-        x = layers.Dense(units, activation="relu", kernel_regularizer=reg, name=f"fc{index}")(x)
-        x = layers.Dropout(0.5, name=f"dropout{index}")(x)
+        x = layers.Dense(scaled(units, width), activation="relu", kernel_regularizer=reg, name=f"fc{index}")(x)
+        x = layers.Dropout(dropout, name=f"dropout{index}")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
     return keras.Model(inputs, outputs, name="cnn")
 
@@ -129,12 +142,22 @@ def check_model_name(name: str) -> str:
     return name
 
 
-def build_model(name: str, input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float | None = None):
-    """Build a registered model by name; `l2=None` keeps the model's own default decay."""
+def build_model(name: str, input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float | None = None,
+                width: float = 1.0, dropout: float | None = None):
+    """Build a registered model by name; `l2=None` / `dropout=None` keep the model's own defaults.
+
+    `width` multiplies every hidden layer's filters or units (the sweepable capacity knob).
+    """
     check_model_name(name)
-    kwargs = {"input_size": input_size, "num_classes": num_classes}
+    if not width > 0:
+        raise ValueError(f"width {width}: expected a positive multiplier")
+    if dropout is not None and not 0 <= dropout < 1:
+        raise ValueError(f"dropout {dropout}: expected a rate in [0, 1)")
+    kwargs = {"input_size": input_size, "num_classes": num_classes, "width": width}
     if l2 is not None:
         kwargs["l2"] = l2
+    if dropout is not None:
+        kwargs["dropout"] = dropout
     return MODELS[name](**kwargs)
 
 

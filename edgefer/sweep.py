@@ -25,7 +25,8 @@ import numpy as np
 from edgefer.files import write_json, write_text
 
 SWEEPABLE = {"lr": float, "batch_size": int, "l2": float, "label_smoothing": float, "mixup": float,
-             "warmup_epochs": int, "epochs": int, "plateau_patience": int, "patience": int, "schedule": str}
+             "warmup_epochs": int, "epochs": int, "plateau_patience": int, "patience": int, "schedule": str,
+             "width": float, "dropout": float}
 KINDS = ("log", "float", "int", "choice")
 
 

@@ -42,6 +42,8 @@ class TrainConfig:
     schedule: str = "plateau"          # plateau | cosine
     warmup_epochs: int = 0
     l2: float | None = None            # None: the model's default decay
+    width: float = 1.0                 # multiplier on every hidden layer's filters/units
+    dropout: float | None = None       # None: the model's default dropout
     label_smoothing: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     balance_classes: bool = False
@@ -347,7 +349,8 @@ def _fit(config: TrainConfig, run_dir: Path, state: LoopState, log, on_epoch, ve
         log(f"resumed {run_dir} at epoch {state.epoch} (lr {current_lr(model.optimizer):.2e})")
     else:
         state = LoopState()
-        model = build_model(config.model, config.input_size, l2=config.l2)
+        model = build_model(config.model, config.input_size, l2=config.l2, width=config.width,
+                            dropout=config.dropout)
         model.compile(
             optimizer=_optimizer(config, steps),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),

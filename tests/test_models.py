@@ -39,3 +39,16 @@ def test_input_size_is_a_parameter():
 def test_unknown_model_suggests_closest():
     with pytest.raises(ValueError, match="did you mean 'mini_xception'"):
         build_model("mini_xceptoin")
+
+
+def test_width_and_dropout_are_model_parameters():
+    half = build_model("mini_xception", width=0.5)
+    assert half.get_layer("block4_sepconv2").filters == 64 and half.get_layer("stem_conv1").filters == 4
+    assert half.count_params() < 58_423 / 2
+    assert build_model("mini_xception", dropout=0.2).get_layer("head_dropout").rate == 0.2
+    cnn = build_model("cnn", width=2.0, dropout=0.3)
+    assert cnn.get_layer("fc1").units == 1000 and cnn.get_layer("dropout2").rate == 0.3
+    with pytest.raises(ValueError, match="width 0.0: expected a positive multiplier"):
+        build_model("cnn", width=0.0)
+    with pytest.raises(ValueError, match="resnet50 is keras.applications' fixed architecture"):
+        build_model("resnet50", width=0.5)

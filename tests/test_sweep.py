@@ -16,7 +16,7 @@ def _base(fer_csv):
 
 @pytest.mark.parametrize("sampler", ["grid", "random", "tpe"])
 def test_tiny_sweep_each_sampler(sampler, fer_csv, tmp_path):
-    space = parse_space(["lr=log:1e-3:1e-2", "label_smoothing=choice:0.0,0.1"])
+    space = parse_space(["lr=log:1e-3:1e-2", "label_smoothing=choice:0.0,0.1", "width=choice:0.5,1.0"])
     report = run_sweep(SweepConfig(_base(fer_csv), space, sampler, trials=3, out=str(tmp_path / sampler),
                                    prune=False, grid_points=2), log=lambda *_: None)
     assert [t["state"] for t in report["trials"]] == ["COMPLETE"] * 3
@@ -24,9 +24,11 @@ def test_tiny_sweep_each_sampler(sampler, fer_csv, tmp_path):
         run = json.loads((tmp_path / sampler / "trials" / f"trial{trial['number']}" / "args.json").read_text())
         assert run["lr"] == pytest.approx(trial["params"]["lr"])  # each trial really trained with its values
         assert run["label_smoothing"] == trial["params"]["label_smoothing"]
+        metrics = json.loads((tmp_path / sampler / "trials" / f"trial{trial['number']}" / "metrics.json").read_text())
+        assert (metrics["parameters"] == 58_423) == (trial["params"]["width"] == 1.0)  # filter widths really swept
         assert 0 < trial["value"] <= 1
     if sampler == "grid":
-        combos = {(t["params"]["lr"], t["params"]["label_smoothing"]) for t in report["trials"]}
+        combos = {tuple(t["params"].values()) for t in report["trials"]}
         assert len(combos) == 3  # grid points are not repeated
     assert report["best"]["value"] == max(t["value"] for t in report["trials"])
     for name in ("sweep.md", "sweep.json", "sweep.png", "study.db"):

@@ -55,7 +55,7 @@ def test_interrupted_sweep_resumes(fer_csv, tmp_path):
 
 def test_bad_search_spaces(tmp_path):
     for entries, message in [
-        (["dropout=float:0:0.5"], "'dropout' cannot be swept"),
+        (["momentum=float:0:0.5"], "'momentum' cannot be swept"),
         (["lr=gauss:0:1"], "unknown kind 'gauss'"),
         (["lr=log:0:1"], "need 0 < LOW < HIGH"),
         (["lr=float:1"], "needs LOW:HIGH"),

@@ -325,6 +325,8 @@ def prune(
     criterion: str = typer.Option("kernel", help="Comma-separated, applied in order: kernel (filter importance "
                                   "sqrt(sum w^2 / k^2)), angle (merge near-parallel/opposite units), zero (dead units)."),
     metric: str = typer.Option("loss", help="Stop on validation 'loss' rising or 'accuracy' falling by --threshold."),
+    rank: str = typer.Option("global", help="kernel criterion: 'global' (least important filter anywhere, the "
+                             "study's rule) or 'layer' (relative to its layer's mean importance)."),
     threshold: float = typer.Option(0.1, help="Largest allowed rise in loss (or fall in accuracy) vs the unpruned model."),
     step: int = typer.Option(1, help="Channels removed per step (the study removes one at a time)."),
     target_fraction: Optional[float] = typer.Option(None, help="Stop once parameters are at most this fraction of the original."),
@@ -340,9 +342,11 @@ def prune(
     """Structured pruning that removes whole filters and units; writes a smaller .keras and a per-step table."""
     from edgefer.pruning import PruneConfig, run_prune
 
-    config = PruneConfig(str(model), data, tuple(c.strip() for c in criterion.split(",") if c.strip()), metric,
-                         threshold, step, target_fraction, max_steps, step_finetune_epochs, finetune_epochs,
-                         finetune_lr, angle_degrees=angle, limit=limit, name=name, project=str(project))
+    config = PruneConfig(
+        model=str(model), data=data, criteria=tuple(c.strip() for c in criterion.split(",") if c.strip()),
+        metric=metric, rank=rank, threshold=threshold, step=step, target_fraction=target_fraction,
+        max_steps=max_steps, step_finetune_epochs=step_finetune_epochs, finetune_epochs=finetune_epochs,
+        finetune_lr=finetune_lr, angle_degrees=angle, limit=limit, name=name, project=str(project))
     try:
         result = run_prune(config, log=typer.echo)
     except _known_errors() as error:

@@ -48,6 +48,7 @@ class PruneConfig:
     data: str
     criteria: tuple[str, ...] = ("kernel",)
     metric: str = "loss"
+    rank: str = "global"                # kernel criterion: global | layer
     threshold: float = 0.1
     step: int = 1                       # channels removed per step
     target_fraction: float | None = None  # stop once parameters <= this fraction of the original
@@ -71,6 +72,8 @@ class PruneConfig:
         if unknown or not self.criteria:
             raise ValueError(f"--criterion: unknown {', '.join(unknown) or '(none)'}; "
                              f"expected a comma-separated list of {', '.join(CRITERIA)}")
+        if self.rank not in ("global", "layer"):
+            raise ValueError(f"--rank {self.rank!r}: expected global or layer")
         if self.metric not in METRICS:
             raise ValueError(f"--metric {self.metric!r}: expected loss or accuracy")
         if self.threshold < 0:
@@ -159,10 +162,14 @@ def _bn_scale(layer) -> np.ndarray:
     return np.abs(gamma) / np.sqrt(variance + layer.epsilon)
 
 
-def propose_kernel(model, graph: ChannelGraph, count: int) -> Proposal | None:
+def propose_kernel(model, graph: ChannelGraph, count: int, rank: str = "global") -> Proposal | None:
+    """The `count` least important filters: anywhere (rank 'global', the study's rule) or relative to
+    their own layer's mean importance (rank 'layer': every layer is thinned in proportion; raw
+    importances of a 5x5 first conv and a 9,216-input dense layer are not comparable)."""
     candidates = []
     for group_name, values in kernel_importance(model, graph).items():
-        candidates += [(float(v), group_name, c) for c, v in enumerate(values)]
+        scale = float(values.mean()) if rank == "layer" and values.mean() > 0 else 1.0
+        candidates += [(float(v) / scale, group_name, c) for c, v in enumerate(values)]
     candidates.sort()
     removals: dict[str, list[int]] = {}
     largest = float("nan")
@@ -280,7 +287,7 @@ def propose_angle(model, graph: ChannelGraph, faces_u8: np.ndarray, count: int, 
 def propose(criterion: str, model, faces_u8: np.ndarray, config: PruneConfig) -> Proposal | None:
     graph = channel_graph(model)
     if criterion == "kernel":
-        return propose_kernel(model, graph, config.step)
+        return propose_kernel(model, graph, config.step, config.rank)
     if criterion == "zero":
         return propose_zero(model, graph, faces_u8, config.step)
     return propose_angle(model, graph, faces_u8, config.step, config.angle_degrees)
@@ -314,7 +321,7 @@ def keras_size_kb(model) -> float:
         return path.stat().st_size / 1024
 
 
-def finetune(model, train: FaceSet, epochs: int, lr: float, batch_size: int, seed: int) -> None:
+def finetune(model, train: FaceSet, epochs: int, lr: float, batch_size: int, seed: int):
     import keras
 
     from edgefer.pipeline import AugmentConfig, make_train_dataset
@@ -323,6 +330,10 @@ def finetune(model, train: FaceSet, epochs: int, lr: float, batch_size: int, see
                   metrics=["accuracy"])
     dataset = make_train_dataset(train.images, train.labels, batch_size, AugmentConfig(), seed)
     model.fit(dataset, epochs=epochs, verbose=0, shuffle=False)
+    # a fresh copy without the optimizer: saved files hold weights only, as a trained model.keras does
+    plain = keras.Model.from_config(model.get_config())
+    plain.set_weights(model.get_weights())
+    return plain
 
 
 def _worse_than_allowed(config: PruneConfig, base: tuple[float, float], now: tuple[float, float]) -> bool:
@@ -336,8 +347,9 @@ def _settle(model, train: FaceSet, calibration: np.ndarray, epochs: int, config:
     from edgefer.training import recalibrate_batchnorm
 
     if epochs:
-        finetune(model, train, epochs, config.finetune_lr, config.batch_size, seed)
+        model = finetune(model, train, epochs, config.finetune_lr, config.batch_size, seed)
     recalibrate_batchnorm(model, calibration)
+    return model
 
 
 def run_prune(config: PruneConfig, log=print) -> PruneResult:
@@ -367,7 +379,7 @@ def run_prune(config: PruneConfig, log=print) -> PruneResult:
     if reason == "exhausted":
         reason = "every criterion ran out of candidates"
     if config.finetune_epochs:
-        _settle(model, train, calibration, config.finetune_epochs, config, config.seed + 10_000)
+        model = _settle(model, train, calibration, config.finetune_epochs, config, config.seed + 10_000)
         loss, accuracy = score(model, val)
         rows.append(StepRow(rows[-1].step + 1, "finetune", f"{config.finetune_epochs} epochs", 0, float("nan"),
                             loss, accuracy, int(model.count_params()), keras_size_kb(model), True,
@@ -392,7 +404,8 @@ def _prune_with(criterion, model, config, train, val, base, calibration, probe_f
         if proposal is None:
             return "exhausted", model
         candidate = remove_channels(model, proposal.removals, proposal.merges)
-        _settle(candidate, train, calibration, config.step_finetune_epochs, config, config.seed + rows[-1].step)
+        candidate = _settle(candidate, train, calibration, config.step_finetune_epochs, config,
+                            config.seed + rows[-1].step)
         loss, accuracy = score(candidate, val)
         kept = not _worse_than_allowed(config, base, (loss, accuracy))
         row = StepRow(rows[-1].step + 1, criterion, proposal.describe(), proposal.count, proposal.statistic,

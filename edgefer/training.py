@@ -85,10 +85,11 @@ RECIPES: dict[str, dict] = {
     # rotation 10 deg, shift/zoom 10 %, horizontal flip, early stopping.
     "paper": dict(epochs=100, batch_size=32, lr=1e-3, schedule="plateau", label_smoothing=0.0,
                   patience=50, plateau_patience=12, augment=AugmentConfig()),
-    # edgefer's shipped model: same architecture, one-cycle-like cosine schedule with warm-up,
-    # label smoothing, batch 64, no early stop (the cosine tail is where accuracy is made).
-    "best": dict(epochs=90, batch_size=64, lr=3e-3, schedule="cosine", warmup_epochs=3,
-                 label_smoothing=0.1, patience=1000, augment=AugmentConfig()),
+    # edgefer's shipped model: same architecture, cosine schedule with warm-up, batch 64, no early stop
+    # (the cosine tail is where accuracy is made). L2 5e-4 and label smoothing 0.05: the paper's L2 0.01
+    # with smoothing 0.1 under-fit (train = val = 56 % after 90 epochs) and left ~40 % of filters dead.
+    "best": dict(epochs=100, batch_size=64, lr=3e-3, schedule="cosine", warmup_epochs=3, l2=5e-4,
+                 label_smoothing=0.05, patience=1000, augment=AugmentConfig()),
     # A smoke-test recipe: a couple of epochs, no augmentation.
     "quick": dict(epochs=2, batch_size=64, lr=2e-3, schedule="plateau", patience=1000,
                   augment=NO_AUGMENT),

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from edgefer.channels import Merge, channel_graph, remove_channels
 from edgefer.cli import app
 from edgefer.models import build_model
-from edgefer.pruning import PruneConfig, kernel_importance, propose_angle, propose_zero, run_prune
+from edgefer.pruning import PruneConfig, kernel_importance, propose_angle, propose_kernel, propose_zero, run_prune
 
 
 def _faces(count=64, seed=0) -> np.ndarray:
@@ -149,3 +149,12 @@ def test_prune_cli_rejects_bad_options(trained_model, fer_csv, tmp_path, option,
 def test_prune_cli_names_a_missing_model(fer_csv, tmp_path):
     result = CliRunner().invoke(app, ["prune", str(tmp_path / "nope.keras"), "--data", str(fer_csv)])
     assert result.exit_code == 2 and "nope.keras: model file not found" in result.output
+
+
+def test_layer_rank_thins_every_layer_in_proportion():
+    cnn = build_model("cnn")
+    graph = channel_graph(cnn)
+    everywhere = propose_kernel(cnn, graph, count=20, rank="global")
+    assert set(everywhere.removals) == {"conv1"}  # raw sqrt(sum w^2 / 25) of 5x5x1 filters is the smallest
+    relative = propose_kernel(cnn, graph, count=20, rank="layer")
+    assert len(relative.removals) >= 2 and relative.count == 20  # no longer only the first conv

@@ -59,31 +59,38 @@ def steps_per_epoch(samples: int, batch_size: int) -> int:
     return steps
 
 
-def make_train_dataset(images, labels, batch_size, augment: AugmentConfig, seed=0, weights=None):
-    """Batches of (x in [-1, 1] float32 NHWC, one-hot y[, sample weight]), all exactly `batch_size`."""
+def make_train_dataset(images, labels, batch_size, augment: AugmentConfig, seed=0, weights=None, targets=None):
+    """Batches of (x in [-1, 1] float32 NHWC, y[, sample weight]), all exactly `batch_size`.
+
+    y is the one-hot label, or the row of `targets` (N, classes) when given (distillation's soft targets).
+    """
     import keras
 
     steps_per_epoch(len(labels), batch_size)
+    if targets is None:
+        targets = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    targets = np.asarray(targets, np.float32)
+    if targets.shape != (len(labels), NUM_CLASSES):
+        raise ValueError(f"targets of shape {targets.shape}: expected ({len(labels)}, {NUM_CLASSES})")
     if keras.backend.backend() == "tensorflow":
-        return _tf_dataset(images, labels, batch_size, augment, seed, weights)
-    return _py_batches(images, labels, batch_size, augment, seed, weights)
+        return _tf_dataset(images, labels, targets, batch_size, augment, seed, weights)
+    return _py_batches(images, labels, targets, batch_size, augment, seed, weights)
 
 
-def _tf_dataset(images, labels, batch_size, augment, seed, weights):
+def _tf_dataset(images, labels, targets, batch_size, augment, seed, weights):
     import tensorflow as tf
 
     layers = augmentation_layers(augment, seed)
-    ds = tf.data.Dataset.from_tensor_slices((images[..., None], labels.astype(np.int32)))
+    ds = tf.data.Dataset.from_tensor_slices((images[..., None], labels.astype(np.int32), targets))
     ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=True)
     weight_table = tf.constant(weights) if weights is not None else None
 
-    def transform(x, y):
+    def transform(x, y, one_hot):
         x = tf.cast(x, tf.float32)
         for layer in layers:
             x = layer(x, training=True)
         x = tf.clip_by_value(x, 0.0, 255.0) / 127.5 - 1.0  # interpolation can overshoot by rounding
-        one_hot = tf.one_hot(y, NUM_CLASSES)
         sample_weight = tf.gather(weight_table, y) if weight_table is not None else None
         if augment.mixup_alpha > 0:
             x, one_hot, sample_weight = _tf_mixup(x, one_hot, sample_weight, augment.mixup_alpha)
@@ -119,7 +126,7 @@ def _numpy_mixup(x, y, w, alpha, rng):
     return x, y, w
 
 
-def _py_batches(images, labels, batch_size, augment, seed, weights):
+def _py_batches(images, labels, targets, batch_size, augment, seed, weights):
     """The same batches for non-TensorFlow backends, as a keras PyDataset (numpy in, numpy out)."""
     import keras
 
@@ -142,7 +149,7 @@ def _py_batches(images, labels, batch_size, augment, seed, weights):
             for layer in self.layers:
                 x = layer(x, training=True)
             x = np.clip(keras.ops.convert_to_numpy(x), 0.0, 255.0) / 127.5 - 1.0
-            y = np.eye(NUM_CLASSES, dtype=np.float32)[labels[rows]]
+            y = targets[rows]
             w = weights[labels[rows]] if weights is not None else None
             if augment.mixup_alpha > 0:
                 x, y, w = _numpy_mixup(x, y, w, augment.mixup_alpha, self.rng)

@@ -45,6 +45,9 @@ class TrainConfig:
     width: float = 1.0                 # multiplier on every hidden layer's filters/units
     dropout: float | None = None       # None: the model's default dropout
     label_smoothing: float = 0.0
+    teacher: str | None = None         # .keras teacher to distil from (see edgefer.distillation)
+    distill_weight: float = 0.5        # share of the teacher's softened probabilities in the target
+    distill_temperature: float = 2.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     balance_classes: bool = False
     patience: int = 50                 # early stopping on validation accuracy
@@ -298,6 +301,12 @@ def train(config: TrainConfig, log=print, on_epoch=None, verbose: int = 1) -> Tr
     """Train a registered model per `config` in a new run directory."""
     if not config.data:
         raise ValueError("no training data: pass --data PATH (a FER-2013 CSV or an image folder)")
+    if config.teacher:
+        from edgefer.distillation import check_options
+
+        check_options(config.distill_weight, config.distill_temperature)
+        if not Path(config.teacher).is_file():
+            raise FileNotFoundError(f"--teacher {config.teacher}: model file not found (expected a .keras file)")
     run_dir = new_run_dir(config.project, config.name or config.model)
     write_json(run_dir / "args.json", config.to_dict())
     log(f"run directory {run_dir} (if interrupted: edgefer train --resume {run_dir})")
@@ -358,14 +367,26 @@ def _fit(config: TrainConfig, run_dir: Path, state: LoopState, log, on_epoch, ve
             metrics=["accuracy"],
         )
     weights = class_weights(train_set.labels) if config.balance_classes else None
+    targets = _distillation_targets(config, train_set, val_set, log) if config.teacher else None
     dataset = make_train_dataset(train_set.images, train_set.labels, config.batch_size,
-                                 config.augment, config.seed + state.epoch, weights)
+                                 config.augment, config.seed + state.epoch, weights, targets)
     calibration = train_set.images[np.random.default_rng(config.seed).permutation(len(train_set))[:4096]]
     callback = _epoch_end_callback(config, run_dir, state, val_set, calibration, steps, on_epoch)
     if state.epoch < config.epochs and state.stop_wait < config.patience:
         model.fit(dataset, epochs=config.epochs, initial_epoch=state.epoch, callbacks=[callback], shuffle=False,
                   verbose=verbose)
     return _finish(config, run_dir, state, val_set, test_set, log)
+
+
+def _distillation_targets(config: TrainConfig, train_set: FaceSet, val_set: FaceSet, log) -> np.ndarray:
+    from edgefer.distillation import load_teacher, soft_targets, teacher_probabilities
+
+    teacher = load_teacher(config.teacher, config.input_size)
+    accuracy = compute_metrics(teacher_probabilities(teacher, val_set.images), val_set.labels).accuracy
+    log(f"distilling from {config.teacher} (flip-averaged accuracy on {config.val_split}: {accuracy:.4f}), "
+        f"weight {config.distill_weight}, temperature {config.distill_temperature}")
+    probabilities = teacher_probabilities(teacher, train_set.images)
+    return soft_targets(train_set.labels, probabilities, config.distill_weight, config.distill_temperature)
 
 
 def _finish(config, run_dir, state, val_set, test_set, log) -> TrainResult:
@@ -388,6 +409,7 @@ def _finish(config, run_dir, state, val_set, test_set, log) -> TrainResult:
     speed = state.images_seen / state.train_seconds if state.train_seconds else 0.0
     summary = {
         "model": config.model, "recipe": config.recipe, "parameters": int(model.count_params()),
+        "teacher": config.teacher,
         "epochs_run": state.epoch, "best_epoch": state.best_epoch,
         "train_seconds": round(state.train_seconds, 1), "train_images_per_second": round(speed, 1),
         "keras_backend": keras.backend.backend(), "splits": metrics,

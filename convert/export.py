@@ -72,22 +72,12 @@ def parse_formats(text: str | None, int8_only: bool = False) -> list[str]:
 
 
 def _load_keras(model_path: Path):
-    import keras
+    from edgefer.models import load_face_model
 
-    if not model_path.is_file():
-        raise ExportError(f"{model_path}: model file not found (expected a .keras file)")
-    if model_path.suffix != ".keras":
-        raise ExportError(f"{model_path}: expected a .keras model to export, got {model_path.suffix or 'no suffix'}")
     try:
-        model = keras.saving.load_model(model_path, compile=False)
-    except Exception as error:  # keras raises many types for a corrupt archive
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ExportError(f"{model_path}: not a readable Keras model ({reason[:160]})") from None
-    shape = tuple(model.input_shape)
-    if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 1 or model.output_shape[-1] != len(CLASS_NAMES):
-        raise ExportError(f"{model_path}: unexpected model shape {shape} -> {model.output_shape}; "
-                          f"expected (None, S, S, 1) -> (None, {len(CLASS_NAMES)})")
-    return model
+        return load_face_model(model_path, "export")
+    except (FileNotFoundError, ValueError) as error:
+        raise ExportError(str(error)) from None
 
 
 def model_metadata(model, model_path: Path, fmt: str) -> dict:

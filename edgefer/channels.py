@@ -25,7 +25,7 @@ PRODUCERS = {"Conv2D", "SeparableConv2D", "Dense"}
 PER_CHANNEL = {"BatchNormalization", "DepthwiseConv2D"}
 SHAPE_ONLY = {"ReLU", "Activation", "LeakyReLU", "ELU", "MaxPooling2D", "AveragePooling2D", "Dropout",
               "SpatialDropout2D", "GaussianNoise", "ZeroPadding2D", "Cropping2D", "GlobalAveragePooling2D",
-              "GlobalMaxPooling2D", "Softmax", "Identity"}
+              "GlobalMaxPooling2D", "Identity"}
 ELEMENTWISE = {"Add", "Subtract", "Maximum", "Minimum", "Average", "Multiply"}
 
 
@@ -211,48 +211,45 @@ def _apply_merge(weights: dict[str, list[np.ndarray]], model, graph: ChannelGrap
 # --------------------------------------------------------------------------- rebuild
 
 
+def _keep_inputs(values: list[np.ndarray], index: int, keep, axis: int) -> None:
+    values[index] = np.take(values[index], keep, axis=axis)
+
+
+def _keep_outputs(values: list[np.ndarray], kernel: int, keep) -> None:
+    """The kernel's last axis and the bias right after it (if the layer has one)."""
+    values[kernel] = values[kernel][..., keep]
+    if len(values) > kernel + 1:
+        values[kernel + 1] = values[kernel + 1][keep]
+
+
 def _slice_layer(layer, values: list[np.ndarray], read_keep, read_positions: int, read_width: int,
                  out_keep) -> list[np.ndarray]:
     kind = type(layer).__name__
+    values = list(values)
     if not values:
         return values
-    values = list(values)
     if kind == "BatchNormalization":
         return [v[read_keep] if read_keep is not None else v for v in values]
-    if kind == "DepthwiseConv2D":
+    if kind == "DepthwiseConv2D":  # per-channel: its kernel and bias follow the channels it reads
         if read_keep is not None:
-            values[0] = values[0][:, :, read_keep, :]
+            _keep_inputs(values, 0, read_keep, axis=2)
             if len(values) > 1:
                 values[1] = values[1][read_keep]
         return values
-    if kind == "Conv2D":
-        if read_keep is not None:
-            values[0] = values[0][:, :, read_keep, :]
-        if out_keep is not None:
-            values[0] = values[0][..., out_keep]
-            if len(values) > 1:
-                values[1] = values[1][out_keep]
-        return values
-    if kind == "SeparableConv2D":
-        if read_keep is not None:
+    kernel = 1 if kind == "SeparableConv2D" else 0   # the weight whose last axis is the output channels
+    if read_keep is not None:
+        if kind == "Conv2D":
+            _keep_inputs(values, 0, read_keep, axis=2)
+        elif kind == "SeparableConv2D":
             multiplier = values[0].shape[-1]
-            values[0] = values[0][:, :, read_keep, :]
+            _keep_inputs(values, 0, read_keep, axis=2)
             rows = (np.asarray(read_keep)[:, None] * multiplier + np.arange(multiplier)).ravel()
-            values[1] = values[1][:, :, rows, :]
-        if out_keep is not None:
-            values[1] = values[1][..., out_keep]
-            if len(values) > 2:
-                values[2] = values[2][out_keep]
-        return values
-    if kind == "Dense":
-        if read_keep is not None:
+            _keep_inputs(values, 1, rows, axis=2)
+        elif kind == "Dense":  # after a Flatten, channel c of cell p is row p * width + c
             rows = (np.arange(read_positions)[:, None] * read_width + np.asarray(read_keep)[None, :]).ravel()
-            values[0] = values[0][rows]
-        if out_keep is not None:
-            values[0] = values[0][:, out_keep]
-            if len(values) > 1:
-                values[1] = values[1][out_keep]
-        return values
+            _keep_inputs(values, 0, rows, axis=0)
+    if out_keep is not None and kind in PRODUCERS:
+        _keep_outputs(values, kernel, out_keep)
     return values
 
 

@@ -42,18 +42,15 @@ def soft_targets(labels: np.ndarray, teacher_probabilities: np.ndarray, weight: 
 
 
 def load_teacher(path: str | Path, input_size: int):
-    import keras
+    from edgefer.models import load_face_model
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"--teacher {path}: model file not found (expected a .keras file)")
-    if path.suffix != ".keras":
-        raise ValueError(f"--teacher {path}: expected a .keras model trained by edgefer")
-    teacher = keras.saving.load_model(path, compile=False)
-    expected_input, expected_output = (None, input_size, input_size, 1), (None, NUM_CLASSES)
-    if tuple(teacher.input_shape) != expected_input or tuple(teacher.output_shape) != expected_output:
-        raise ValueError(f"--teacher {path}: takes {teacher.input_shape} and gives {teacher.output_shape}; "
-                         f"expected {expected_input} -> {expected_output}")
+    try:
+        teacher = load_face_model(path, "distil from")
+    except (FileNotFoundError, ValueError) as error:
+        raise type(error)(f"--teacher {error}") from None
+    if tuple(teacher.input_shape) != (None, input_size, input_size, 1):
+        raise ValueError(f"--teacher {path}: takes {teacher.input_shape}; expected (None, {input_size}, "
+                         f"{input_size}, 1) like the student")
     return teacher
 
 

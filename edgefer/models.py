@@ -161,6 +161,31 @@ def build_model(name: str, input_size: int = 48, num_classes: int = NUM_CLASSES,
     return MODELS[name](**kwargs)
 
 
+def load_face_model(path, purpose: str = "use"):
+    """Load a trained .keras face classifier (S x S x 1 -> 7 classes) without its optimizer.
+
+    Raises FileNotFoundError or ValueError with one line naming the file and what was expected.
+    """
+    from pathlib import Path
+
+    keras = _keras()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found (expected a .keras file)")
+    if path.suffix != ".keras":
+        raise ValueError(f"{path}: expected a .keras model to {purpose}, got {path.suffix or 'no suffix'}")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # keras raises many types for a corrupt archive
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path}: not a readable Keras model ({reason[:160]})") from None
+    shape = tuple(model.input_shape)
+    if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 1 or model.output_shape[-1] != NUM_CLASSES:
+        raise ValueError(f"{path}: unexpected model shape {shape} -> {model.output_shape}; "
+                         f"expected (None, S, S, 1) -> (None, {NUM_CLASSES})")
+    return model
+
+
 @dataclass
 class LayerReport:
     """The paper's Table 3 row for one model."""

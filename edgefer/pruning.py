@@ -37,6 +37,7 @@ from edgefer.channels import ChannelGraph, Merge, channel_graph, remove_channels
 from edgefer.data import DataSpec, FaceSet, is_csv, load_split
 from edgefer.files import atomic_path, new_run_dir, write_json, write_text
 from edgefer.metrics import compute_metrics
+from edgefer.models import load_face_model
 
 CRITERIA = ("kernel", "angle", "zero")
 METRICS = ("loss", "accuracy")
@@ -296,17 +297,6 @@ def propose(criterion: str, model, faces_u8: np.ndarray, config: PruneConfig) ->
 # --------------------------------------------------------------------------- the pruning loop
 
 
-def load_keras_model(path: str | Path):
-    import keras
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: model file not found (expected a .keras file)")
-    if path.suffix != ".keras":
-        raise ValueError(f"{path}: expected a .keras model to prune, got {path.suffix or 'no suffix'}")
-    return keras.saving.load_model(path, compile=False)
-
-
 def score(model, faces: FaceSet) -> tuple[float, float]:
     from edgefer.training import predict_probabilities
 
@@ -356,7 +346,7 @@ def run_prune(config: PruneConfig, log=print) -> PruneResult:
     config.validate()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # every pruned model retraces predict once
-    original = load_keras_model(config.model)
+    original = load_face_model(config.model, "prune")
     train, val = _load_data(config, log)
     run_dir = new_run_dir(config.project, config.name or Path(config.model).stem)
     write_json(run_dir / "args.json", asdict(config))

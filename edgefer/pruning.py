@@ -202,7 +202,7 @@ def consumed_activations(model, graph: ChannelGraph, faces_u8: np.ndarray) -> di
     if not tensors:
         return {}
     probe = keras.Model(model.inputs, tensors)
-    batch = 256
+    batch = 256  # whole batches only: the probe's statistics need no padded rows
     x = scale_to_unit_range(faces_u8[: (len(faces_u8) // batch) * batch or len(faces_u8)])[..., None]
     outputs = probe.predict(x, batch_size=batch, verbose=0)
     outputs = outputs if isinstance(outputs, list) else [outputs]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -47,7 +47,8 @@ def train(
     width: Optional[float] = typer.Option(None, help="Multiplier on every hidden layer's filters/units (1 = the paper's)."),
     dropout: Optional[float] = typer.Option(None, help="Dropout rate (default: the model's; mini_xception: none)."),
     mixup: Optional[float] = typer.Option(None, help="Mixup Beta(alpha, alpha); 0 turns it off."),
-    teacher: Optional[str] = typer.Option(None, help="Distil from this trained .keras teacher (e.g. a vgg run's weights/model.keras)."),
+    weights: Optional[str] = typer.Option(None, help="Start from this trained .keras model's weights (same model and width) instead of random ones: fine-tuning, a second schedule."),
+    teacher: Optional[List[str]] = typer.Option(None, help="Distil from this trained .keras teacher (e.g. a vgg run's weights/model.keras); repeat for an ensemble."),
     distill_weight: Optional[float] = typer.Option(None, help="Share of the teacher's softened probabilities in the target (default 0.5)."),
     distill_temperature: Optional[float] = typer.Option(None, help="Temperature that softens the teacher's probabilities (default 2)."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Train without augmentation."),
@@ -88,7 +89,7 @@ def train(
             config = training.config_from_recipe(
                 recipe, model=model_name, data=data, epochs=epochs, batch_size=batch_size, lr=lr,
                 schedule=schedule, l2=l2, width=width, dropout=dropout, label_smoothing=label_smoothing, patience=patience,
-                teacher=teacher, distill_weight=distill_weight, distill_temperature=distill_temperature,
+                init_weights=weights, teacher=teacher or None, distill_weight=distill_weight, distill_temperature=distill_temperature,
                 precise_bn=precise_bn, seed=seed, input_size=input_size, train_split=train_split,
                 val_split=val_split, test_split=test_split, val_fraction=val_fraction,
                 test_fraction=test_fraction, limit=limit, skip_bad=skip_bad,

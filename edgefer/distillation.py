@@ -4,7 +4,8 @@ Offline, soft-label distillation: the teacher's class probabilities for every tr
 its mirror image, so the target does not depend on the random flip) are softened with temperature T and
 mixed with the one-hot label. The student then trains on those targets with the usual cross-entropy, in
 the same augmented pipeline; the teacher runs once before training, not in every step, which keeps a
-2-core epoch as fast as without it.
+2-core epoch as fast as without it. Several teachers (`--teacher A --teacher B`) act as an ensemble: their
+flip-averaged probabilities are averaged before softening.
 
     target = (1 - weight) * one_hot(label) + weight * softmax(log p_teacher / T)
 """
@@ -54,10 +55,13 @@ def load_teacher(path: str | Path, input_size: int):
     return teacher
 
 
-def teacher_probabilities(teacher, images_u8: np.ndarray) -> np.ndarray:
-    """The teacher's probabilities averaged over each face and its mirror image."""
+def teacher_probabilities(teachers, images_u8: np.ndarray) -> np.ndarray:
+    """The probabilities of a teacher (or the mean of several) averaged over each face and its mirror image."""
     from edgefer.training import predict_probabilities
 
-    plain = predict_probabilities(teacher, images_u8)
-    mirrored = predict_probabilities(teacher, np.ascontiguousarray(images_u8[:, :, ::-1]))
-    return (plain + mirrored) / 2
+    teachers = teachers if isinstance(teachers, (list, tuple)) else [teachers]
+    mirrored_u8 = np.ascontiguousarray(images_u8[:, :, ::-1])
+    total = np.zeros((len(images_u8), NUM_CLASSES))
+    for teacher in teachers:
+        total += predict_probabilities(teacher, images_u8) + predict_probabilities(teacher, mirrored_u8)
+    return total / (2 * len(teachers))

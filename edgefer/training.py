@@ -45,7 +45,8 @@ class TrainConfig:
     width: float = 1.0                 # multiplier on every hidden layer's filters/units
     dropout: float | None = None       # None: the model's default dropout
     label_smoothing: float = 0.0
-    teacher: str | None = None         # .keras teacher to distil from (see edgefer.distillation)
+    init_weights: str | None = None    # start from this trained .keras model's weights (same architecture)
+    teacher: list[str] = field(default_factory=list)  # .keras teachers to distil from; several = an ensemble
     distill_weight: float = 0.5        # share of the teacher's softened probabilities in the target
     distill_temperature: float = 2.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -78,6 +79,8 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> "TrainConfig":
         values = dict(values)
         values["augment"] = AugmentConfig(**values.get("augment", {}))
+        if isinstance(values.get("teacher"), str) or values.get("teacher") is None:  # runs before ensembles
+            values["teacher"] = [values["teacher"]] if values.get("teacher") else []
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
@@ -293,6 +296,25 @@ def read_history(path: Path) -> list[dict]:
 # --------------------------------------------------------------------------- train / resume
 
 
+def copy_weights(source_path: str | os.PathLike, model) -> None:
+    """Load a trained model's weights into `model` (warm start); the architectures must match exactly."""
+    from edgefer.models import load_face_model
+
+    try:
+        source = load_face_model(source_path, "start from")
+    except (FileNotFoundError, ValueError) as error:
+        raise type(error)(f"--weights {error}") from None
+    theirs, ours = source.weights, model.weights
+    if len(theirs) != len(ours):
+        raise ValueError(f"--weights {source_path}: {source.name} has {len(theirs)} weight tensors, "
+                         f"{model.name} expects {len(ours)}; expected the same architecture")
+    for their, our in zip(theirs, ours):
+        if tuple(their.shape) != tuple(our.shape):
+            raise ValueError(f"--weights {source_path}: {their.path} is {tuple(their.shape)}, {model.name} expects "
+                             f"{our.path} {tuple(our.shape)}; expected the same architecture and width")
+    model.set_weights(source.get_weights())
+
+
 def _configure_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the CLI
 
@@ -305,8 +327,11 @@ def train(config: TrainConfig, log=print, on_epoch=None, verbose: int = 1) -> Tr
         from edgefer.distillation import check_options
 
         check_options(config.distill_weight, config.distill_temperature)
-        if not Path(config.teacher).is_file():
-            raise FileNotFoundError(f"--teacher {config.teacher}: model file not found (expected a .keras file)")
+        for path in config.teacher:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"--teacher {path}: model file not found (expected a .keras file)")
+    if config.init_weights and not Path(config.init_weights).is_file():
+        raise FileNotFoundError(f"--weights {config.init_weights}: model file not found (expected a .keras file)")
     run_dir = new_run_dir(config.project, config.name or config.model)
     write_json(run_dir / "args.json", config.to_dict())
     log(f"run directory {run_dir} (if interrupted: edgefer train --resume {run_dir})")
@@ -361,6 +386,9 @@ def _fit(config: TrainConfig, run_dir: Path, state: LoopState, log, on_epoch, ve
         state = LoopState()
         model = build_model(config.model, config.input_size, l2=config.l2, width=config.width,
                             dropout=config.dropout)
+        if config.init_weights:
+            copy_weights(config.init_weights, model)
+            log(f"initial weights from {config.init_weights}")
         model.compile(
             optimizer=_optimizer(config, steps),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
@@ -381,11 +409,12 @@ def _fit(config: TrainConfig, run_dir: Path, state: LoopState, log, on_epoch, ve
 def _distillation_targets(config: TrainConfig, train_set: FaceSet, val_set: FaceSet, log) -> np.ndarray:
     from edgefer.distillation import load_teacher, soft_targets, teacher_probabilities
 
-    teacher = load_teacher(config.teacher, config.input_size)
-    accuracy = compute_metrics(teacher_probabilities(teacher, val_set.images), val_set.labels).accuracy
-    log(f"distilling from {config.teacher} (flip-averaged accuracy on {config.val_split}: {accuracy:.4f}), "
+    teachers = [load_teacher(path, config.input_size) for path in config.teacher]
+    accuracy = compute_metrics(teacher_probabilities(teachers, val_set.images), val_set.labels).accuracy
+    what = config.teacher[0] if len(teachers) == 1 else f"an ensemble of {len(teachers)} ({', '.join(config.teacher)})"
+    log(f"distilling from {what} (flip-averaged accuracy on {config.val_split}: {accuracy:.4f}), "
         f"weight {config.distill_weight}, temperature {config.distill_temperature}")
-    probabilities = teacher_probabilities(teacher, train_set.images)
+    probabilities = teacher_probabilities(teachers, train_set.images)
     return soft_targets(train_set.labels, probabilities, config.distill_weight, config.distill_temperature)
 
 
@@ -409,7 +438,7 @@ def _finish(config, run_dir, state, val_set, test_set, log) -> TrainResult:
     speed = state.images_seen / state.train_seconds if state.train_seconds else 0.0
     summary = {
         "model": config.model, "recipe": config.recipe, "parameters": int(model.count_params()),
-        "teacher": config.teacher,
+        "teacher": config.teacher, "init_weights": config.init_weights,
         "epochs_run": state.epoch, "best_epoch": state.best_epoch,
         "train_seconds": round(state.train_seconds, 1), "train_images_per_second": round(speed, 1),
         "keras_backend": keras.backend.backend(), "splits": metrics,

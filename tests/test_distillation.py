@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from edgefer.cli import app
-from edgefer.distillation import load_teacher, soft_targets, soften
+from edgefer.distillation import load_teacher, soft_targets, soften, teacher_probabilities
 from edgefer.pipeline import NO_AUGMENT, make_train_dataset
-from edgefer.training import config_from_recipe, train
+from edgefer.training import TrainConfig, config_from_recipe, train
 
 
 def test_soft_targets_mix_labels_with_softened_teacher():
@@ -44,12 +44,29 @@ def test_pipeline_feeds_each_face_its_own_target():
 def test_student_trains_from_an_edgefer_teacher(trained_model, fer_csv, tmp_path):
     logs = []
     config = config_from_recipe("quick", data=str(fer_csv), limit=640, epochs=1, project=str(tmp_path), name="s",
-                                teacher=str(trained_model), distill_weight=0.7, distill_temperature=3.0)
+                                teacher=[str(trained_model)], distill_weight=0.7, distill_temperature=3.0)
     result = train(config, verbose=0, log=logs.append)
     assert any("distilling from" in line and "weight 0.7, temperature 3.0" in line for line in logs)
-    assert json.loads((result.run_dir / "args.json").read_text())["teacher"] == str(trained_model)
-    assert json.loads((result.run_dir / "metrics.json").read_text())["teacher"] == str(trained_model)
+    assert json.loads((result.run_dir / "args.json").read_text())["teacher"] == [str(trained_model)]
+    assert json.loads((result.run_dir / "metrics.json").read_text())["teacher"] == [str(trained_model)]
     assert result.epochs_run == 1
+
+
+def test_an_ensemble_of_teachers_averages_their_flip_averaged_probabilities(trained_model, fer_val):
+    from edgefer.models import build_model, load_face_model
+
+    images = fer_val.images[:64]
+    trained, untrained = load_face_model(trained_model), build_model("mini_xception")
+    one, other = teacher_probabilities(trained, images), teacher_probabilities([untrained], images)
+    np.testing.assert_allclose(teacher_probabilities([trained, untrained], images), (one + other) / 2, atol=1e-5)
+    np.testing.assert_allclose(one.sum(axis=1), 1.0, atol=1e-5)
+    mirrored = np.ascontiguousarray(images[:, :, ::-1])
+    np.testing.assert_allclose(teacher_probabilities(trained, mirrored), one, atol=1e-5)  # flip-invariant by design
+
+
+def test_old_runs_with_a_single_teacher_still_resume():
+    assert TrainConfig.from_dict({"teacher": "t.keras"}).teacher == ["t.keras"]
+    assert TrainConfig.from_dict({"teacher": None}).teacher == []
 
 
 def test_bad_teacher_is_named(fer_csv, tmp_path):

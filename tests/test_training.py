@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+
+import numpy as np
 
 import pytest
 from typer.testing import CliRunner
@@ -12,6 +15,7 @@ from edgefer.cli import app
 from edgefer.training import (
     TrainConfig,
     config_from_recipe,
+    copy_weights,
     predict_probabilities,
     recalibrate_batchnorm,
     resume,
@@ -84,6 +88,38 @@ def test_interrupted_run_resumes_from_last_checkpoint(fer_csv, tmp_path):
     assert int(after.optimizer.iterations) == 3 * (1000 // 64)  # optimizer state carried over
     history = (run / "history.csv").read_text().strip().splitlines()
     assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3"]
+
+
+def test_training_can_start_from_a_trained_models_weights(trained_model, fer_csv, fer_val, tmp_path):
+    """--weights: a second schedule starts where the first model ended, not from random weights."""
+    from edgefer.models import build_model, load_face_model
+
+    source = load_face_model(trained_model)
+    model = build_model("mini_xception")
+    copy_weights(trained_model, model)
+    images = fer_val.images[:128]
+    np.testing.assert_allclose(predict_probabilities(model, images), predict_probabilities(source, images), atol=1e-6)
+    with pytest.raises(ValueError, match="--weights .*expected the same architecture and width"):
+        copy_weights(trained_model, build_model("mini_xception", width=0.5))
+    with pytest.raises(ValueError, match="--weights .*expected the same architecture"):
+        copy_weights(trained_model, build_model("cnn"))
+
+    logs = []
+    config = config_from_recipe("quick", data=str(fer_csv), limit=640, epochs=1, lr=1e-9, project=str(tmp_path),
+                                name="warm", init_weights=str(trained_model))
+    result = train(config, verbose=0, log=logs.append)
+    assert f"initial weights from {trained_model}" in logs
+    scratch = train(dataclasses.replace(config, init_weights=None, name="cold"), verbose=0, log=lambda *_: None)
+    # with a vanishing learning rate the warm start keeps the trained model's accuracy; scratch stays near chance
+    warm_accuracy, cold_accuracy = (r.metrics["PublicTest"]["accuracy"] for r in (result, scratch))
+    assert warm_accuracy > cold_accuracy + 0.05, (warm_accuracy, cold_accuracy)
+    assert json.loads((result.run_dir / "metrics.json").read_text())["init_weights"] == str(trained_model)
+
+
+def test_missing_init_weights_is_named(fer_csv, tmp_path):
+    result = runner.invoke(app, ["train", "--data", str(fer_csv), "--weights", str(tmp_path / "w.keras"),
+                                 "--project", str(tmp_path)])
+    assert result.exit_code == 2 and "--weights" in result.output and "w.keras: model file not found" in result.output
 
 
 def test_batchnorm_recalibration_makes_short_training_evaluate_soundly(fer_train):

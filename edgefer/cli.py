@@ -37,7 +37,7 @@ def _known_errors():
 def train(
     model: str = typer.Option("mini_xception", help="Model name (mini_xception, vgg, resnet50, cnn) or 'all'."),
     data: Optional[str] = typer.Option(None, help=DATA_HELP),
-    recipe: str = typer.Option("paper", help="Named configuration: paper, best (the shipped model), quick."),
+    recipe: str = typer.Option("paper", help="Named configuration: paper, best (the shipped model), distil (a distilled second schedule), quick."),
     epochs: Optional[int] = typer.Option(None, help="Epochs (default: the recipe's)."),
     batch_size: Optional[int] = typer.Option(None, help="Batch size (default: the recipe's)."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate (default: the recipe's)."),

@@ -96,6 +96,12 @@ RECIPES: dict[str, dict] = {
     # with smoothing 0.1 under-fit (train = val = 56 % after 90 epochs) and left 138 of 496 channels (40 % of the parameters) dead.
     "best": dict(epochs=100, batch_size=64, lr=3e-3, schedule="cosine", warmup_epochs=3, l2=5e-4,
                  label_smoothing=0.05, patience=1000, augment=AugmentConfig()),
+    # Stage two of the shipped model: a short second cosine schedule that starts from a trained student
+    # (--weights) and distils from teachers edgefer trained (--teacher, repeatable), e.g. a VGG and the
+    # student itself (the ensemble's probabilities are averaged).
+    "distil": dict(epochs=40, batch_size=64, lr=1e-3, schedule="cosine", warmup_epochs=2, l2=5e-4,
+                   label_smoothing=0.0, distill_weight=0.7, distill_temperature=2.0, patience=1000,
+                   augment=AugmentConfig()),
     # A smoke-test recipe: a couple of epochs, no augmentation.
     "quick": dict(epochs=2, batch_size=64, lr=2e-3, schedule="plateau", patience=1000,
                   augment=NO_AUGMENT),
@@ -107,6 +113,8 @@ def config_from_recipe(recipe: str, **overrides) -> TrainConfig:
         raise ValueError(f"unknown recipe {recipe!r}; expected one of {', '.join(RECIPES)}")
     values = dict(RECIPES[recipe], recipe=recipe)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if recipe == "distil" and not values.get("teacher"):
+        raise ValueError("recipe 'distil' needs --teacher PATH (a trained .keras model; repeat for an ensemble)")
     return TrainConfig(**values)
 
 

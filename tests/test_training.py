@@ -158,6 +158,10 @@ def test_config_round_trip_and_bad_options(fer_csv):
     assert config.epochs == 5 and config.schedule == "cosine"
     with pytest.raises(ValueError, match="unknown recipe"):
         config_from_recipe("fastest")
+    with pytest.raises(ValueError, match="recipe 'distil' needs --teacher PATH"):
+        config_from_recipe("distil", data="x.csv")
+    distil = config_from_recipe("distil", data="x.csv", teacher=["t.keras"], init_weights="s.keras")
+    assert (distil.teacher, distil.init_weights, distil.schedule) == (["t.keras"], "s.keras", "cosine")
     bad = runner.invoke(app, ["train", "--model", "vgg16", "--data", str(fer_csv)])
     assert bad.exit_code == 2 and "did you mean 'vgg'" in bad.output
     missing = runner.invoke(app, ["train", "--data", "nowhere.csv"])

@@ -23,7 +23,37 @@ from edgefer.profiling import machine_description
 REPORTS = Path(__file__).resolve().parents[1] / "profiles" / "shipped_model"
 
 
-def ship(run_dir: str | os.PathLike, data: str, command: str, target: Path = DEFAULT_KERAS_MODEL,
+def lineage(run_dir: Path) -> list[dict]:
+    """The runs a run started from (--weights) or distilled from (--teacher), found through their run
+    directories (runs/train/<name>/weights/*.keras), recursively: what it takes to reproduce a staged model."""
+    args = read_json(run_dir / "args.json")
+    sources = [("weights", args.get("init_weights"))] + [("teacher", path) for path in args.get("teacher") or []]
+    stages = []
+    for role, path in sources:
+        if not path:
+            continue
+        source_run = Path(path).parent.parent
+        if not (source_run / "args.json").exists():
+            stages.append({"role": role, "file": path, "run": None})
+            continue
+        source_args, metrics = read_json(source_run / "args.json"), read_json(source_run / "metrics.json")
+        stages.append({"role": role, "file": path, "run": source_run.name, "recipe": source_args,
+                       "epochs_run": metrics["epochs_run"], "best_epoch": metrics["best_epoch"],
+                       "train_seconds": metrics["train_seconds"], "parameters": metrics["parameters"],
+                       "splits": {name: {"accuracy": split["accuracy"], "macro_f1": split["macro_f1"]}
+                                  for name, split in metrics["splits"].items()},
+                       "stages": lineage(source_run)})
+    return stages
+
+
+def _copy_run_records(run_dir: Path, destination: Path, split: str) -> None:
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in ("history.csv", "curves.png", f"confusion_{split}.png", "args.json", "metrics.json"):
+        if (run_dir / name).exists():
+            shutil.copyfile(run_dir / name, destination / name)
+
+
+def ship(run_dir: str | os.PathLike, data: str, command: str | list[str], target: Path = DEFAULT_KERAS_MODEL,
          reports: Path = REPORTS) -> dict:
     import keras
 
@@ -39,7 +69,7 @@ def ship(run_dir: str | os.PathLike, data: str, command: str, target: Path = DEF
         "name": "mini_xception", "version": f"fer2013-{time.strftime('%Y%m%d')}", "format": "keras",
         "class_names": list(edgefer.CLASS_NAMES), "input_size": 48, "channels": 1,
         "input_scale": 1 / 127.5, "input_offset": -1.0, "parameters": int(model.count_params()),
-        "trained_by": command, "recipe": args, "data": {"file": Path(data).name, "sha256": file_sha256(data),
+        "trained_by": command, "recipe": args, "stages": lineage(run_dir), "data": {"file": Path(data).name, "sha256": file_sha256(data),
                                                      "train_split": args["train_split"], "selected_on": split},
         "date": time.strftime("%Y-%m-%d"), "hardware": machine_description(),
         "training": {"epochs": state["epoch"], "best_epoch": state["best_epoch"],
@@ -49,18 +79,23 @@ def ship(run_dir: str | os.PathLike, data: str, command: str, target: Path = DEF
         "file_kb": round(target.stat().st_size / 1024, 1), "edgefer_version": edgefer.__version__,
     }
     write_json(sidecar_path(target), card)
-    reports.mkdir(parents=True, exist_ok=True)
-    for name in ("history.csv", "curves.png", f"confusion_{split}.png", "args.json", "metrics.json"):
-        if (run_dir / name).exists():
-            shutil.copyfile(run_dir / name, reports / name)
+    _copy_run_records(run_dir, reports, split)
+    for stage in _flatten(card["stages"]):
+        if stage["run"]:
+            _copy_run_records(Path(stage["file"]).parent.parent, reports / "stages" / stage["run"], split)
     return card
+
+
+def _flatten(stages: list[dict]) -> list[dict]:
+    return [entry for stage in stages for entry in [stage] + _flatten(stage.get("stages", []))]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
     parser.add_argument("--data", required=True)
-    parser.add_argument("--command", default="", help="the `edgefer train` command that produced the run")
+    parser.add_argument("--command", action="append", default=[],
+                        help="an `edgefer train` command that produced the model; repeat for each stage, in order")
     parser.add_argument("--no-export", action="store_true")
     args = parser.parse_args()
     card = ship(args.run_dir, args.data, args.command)

@@ -114,6 +114,11 @@ def test_training_can_start_from_a_trained_models_weights(trained_model, fer_csv
     warm_accuracy, cold_accuracy = (r.metrics["PublicTest"]["accuracy"] for r in (result, scratch))
     assert warm_accuracy > cold_accuracy + 0.05, (warm_accuracy, cold_accuracy)
     assert json.loads((result.run_dir / "metrics.json").read_text())["init_weights"] == str(trained_model)
+    from convert.ship import lineage
+
+    [stage] = lineage(result.run_dir)  # the shipped card records the run it started from
+    assert (stage["role"], stage["run"], stage["stages"]) == ("weights", trained_model.parent.parent.name, [])
+    assert stage["recipe"]["limit"] == 2000 and 0 < stage["splits"]["PublicTest"]["accuracy"] < 1
 
 
 def test_missing_init_weights_is_named(fer_csv, tmp_path):

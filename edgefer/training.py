@@ -335,11 +335,9 @@ def train(config: TrainConfig, log=print, on_epoch=None, verbose: int = 1) -> Tr
         from edgefer.distillation import check_options
 
         check_options(config.distill_weight, config.distill_temperature)
-        for path in config.teacher:
-            if not Path(path).is_file():
-                raise FileNotFoundError(f"--teacher {path}: model file not found (expected a .keras file)")
-    if config.init_weights and not Path(config.init_weights).is_file():
-        raise FileNotFoundError(f"--weights {config.init_weights}: model file not found (expected a .keras file)")
+    for option, path in [("--weights", config.init_weights)] + [("--teacher", path) for path in config.teacher]:
+        if path and not Path(path).is_file():  # fail before the data is read and a run directory is made
+            raise FileNotFoundError(f"{option} {path}: model file not found (expected a .keras file)")
     run_dir = new_run_dir(config.project, config.name or config.model)
     write_json(run_dir / "args.json", config.to_dict())
     log(f"run directory {run_dir} (if interrupted: edgefer train --resume {run_dir})")

@@ -55,11 +55,10 @@ def load_teacher(path: str | Path, input_size: int):
     return teacher
 
 
-def teacher_probabilities(teachers, images_u8: np.ndarray) -> np.ndarray:
-    """The probabilities of a teacher (or the mean of several) averaged over each face and its mirror image."""
+def teacher_probabilities(teachers: list, images_u8: np.ndarray) -> np.ndarray:
+    """The teachers' mean probabilities, each averaged over the face and its mirror image."""
     from edgefer.training import predict_probabilities
 
-    teachers = teachers if isinstance(teachers, (list, tuple)) else [teachers]
     mirrored_u8 = np.ascontiguousarray(images_u8[:, :, ::-1])
     total = np.zeros((len(images_u8), NUM_CLASSES))
     for teacher in teachers:

@@ -57,11 +57,11 @@ def test_an_ensemble_of_teachers_averages_their_flip_averaged_probabilities(trai
 
     images = fer_val.images[:64]
     trained, untrained = load_face_model(trained_model), build_model("mini_xception")
-    one, other = teacher_probabilities(trained, images), teacher_probabilities([untrained], images)
+    one, other = teacher_probabilities([trained], images), teacher_probabilities([untrained], images)
     np.testing.assert_allclose(teacher_probabilities([trained, untrained], images), (one + other) / 2, atol=1e-5)
     np.testing.assert_allclose(one.sum(axis=1), 1.0, atol=1e-5)
     mirrored = np.ascontiguousarray(images[:, :, ::-1])
-    np.testing.assert_allclose(teacher_probabilities(trained, mirrored), one, atol=1e-5)  # flip-invariant by design
+    np.testing.assert_allclose(teacher_probabilities([trained], mirrored), one, atol=1e-5)  # flip-invariant by design
 
 
 def test_old_runs_with_a_single_teacher_still_resume():

@@ -54,12 +54,14 @@ def _copy_run_records(run_dir: Path, destination: Path, split: str) -> None:
 
 
 def ship(run_dir: str | os.PathLike, data: str, command: str | list[str], target: Path = DEFAULT_KERAS_MODEL,
-         reports: Path = REPORTS) -> dict:
+         reports: Path = REPORTS, trained_on: str | None = None) -> dict:
+    """Copy a run's deployable model into the package with its card; `trained_on` describes the training
+    machine of runs whose metrics.json predates the recorded one."""
     import keras
 
     run_dir = Path(run_dir)
     args, state, metrics = (read_json(run_dir / n) for n in ("args.json", "state.json", "metrics.json"))
-    model = keras.saving.load_model(run_dir / "weights" / "best.keras", compile=False)
+    model = keras.saving.load_model(run_dir / "weights" / "model.keras", compile=False)
     with atomic_path(target) as temp:
         model.save(temp)  # weights only: no optimizer state
     split = args["val_split"]
@@ -72,7 +74,8 @@ def ship(run_dir: str | os.PathLike, data: str, command: str | list[str], target
         "trained_by": command, "recipe": args, "stages": lineage(run_dir),
         "data": {"file": Path(data).name, "sha256": file_sha256(data), "train_split": args["train_split"],
                  "selected_on": split},
-        "date": time.strftime("%Y-%m-%d"), "hardware": machine_description(),
+        "date": time.strftime("%Y-%m-%d"), "hardware": {
+            "training": metrics.get("machine") or trained_on or "not recorded", "evaluation": machine_description()},
         "training": {"epochs": state["epoch"], "best_epoch": state["best_epoch"],
                      "train_seconds": metrics["train_seconds"], "images_per_second": metrics["train_images_per_second"],
                      "keras_backend": metrics["keras_backend"]},
@@ -97,9 +100,10 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--command", action="append", default=[],
                         help="an `edgefer train` command that produced the model; repeat for each stage, in order")
+    parser.add_argument("--trained-on", help="the training machine, for runs that did not record it")
     parser.add_argument("--no-export", action="store_true")
     args = parser.parse_args()
-    card = ship(args.run_dir, args.data, args.command)
+    card = ship(args.run_dir, args.data, args.command, trained_on=args.trained_on)
     print(json.dumps({k: card[k] for k in ("version", "parameters", "file_kb", "training")}, indent=2))
     for name, values in card["metrics"].items():
         print(f"{name}: accuracy {values['accuracy']:.4f}, macro-F1 {values['macro_f1']:.4f}")

@@ -7,8 +7,10 @@ import numpy as np
 from edgefer.pipeline import (
     NO_AUGMENT,
     AugmentConfig,
+    _py_batches,
     class_weights,
     make_train_dataset,
+    random_affine,
 )
 
 
@@ -40,3 +42,30 @@ def test_class_weights_and_mixup(fer_train):
     assert x.shape == (128, 48, 48, 1) and w.shape == (128,)
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
     assert (y.max(axis=1) < 0.999).any()  # some labels are really mixed
+
+
+def test_opencv_affine_twin_of_the_keras_layers(fer_train):
+    """The non-TensorFlow path (JAX on a GPU) augments with one OpenCV warp per face."""
+    faces = fer_train.images[:64]
+    rng = np.random.default_rng(3)
+    np.testing.assert_array_equal(random_affine(faces, NO_AUGMENT, rng), faces.astype(np.float32))
+    flat = np.full((8, 48, 48), 77, np.uint8)  # edge pixels fill the border: a flat face stays flat
+    np.testing.assert_allclose(random_affine(flat, AugmentConfig(), rng), 77.0, atol=1e-3)
+    flipped = random_affine(faces, AugmentConfig(0, 0, 0, True, 0), rng)
+    mirrored = [np.array_equal(f, x[:, ::-1]) for f, x in zip(flipped, faces.astype(np.float32))]
+    same = [np.array_equal(f, x) for f, x in zip(flipped, faces.astype(np.float32))]
+    assert all(m or s for m, s in zip(mirrored, same)) and 10 < sum(mirrored) < 54
+    moved = random_affine(faces, AugmentConfig(10.0, 0.1, 0.1, False, 0), rng)
+    correlation = [np.corrcoef(m.ravel(), f.ravel())[0, 1] for m, f in zip(moved, faces.astype(np.float32))]
+    assert np.median(correlation) > 0.5 and not np.allclose(moved, faces)  # moved, still the same face
+
+
+def test_numpy_batches_for_other_backends(fer_train):
+    images, labels = fer_train.images[:200], fer_train.labels[:200]
+    targets = np.eye(7, dtype=np.float32)[labels]
+    batches = _py_batches(images, labels, targets, 64, AugmentConfig(), 0, None)
+    assert len(batches) == 3  # 200 // 64: the remainder is dropped here too
+    x, y = batches[0]
+    assert x.shape == (64, 48, 48, 1) and x.dtype == np.float32 and y.shape == (64, 7)
+    assert -1.0 <= x.min() and x.max() <= 1.0
+    np.testing.assert_array_equal(batches[1][0], batches[1][0])  # a batch is reproducible within an epoch

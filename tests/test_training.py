@@ -48,6 +48,7 @@ def test_train_then_evaluate_end_to_end(fer_csv, tmp_path):
     # 33.9% when measured, so 29% is clearly above chance with room for run-to-run variation
     assert public["accuracy"] > 0.29, public
     assert public["samples"] == 3001 and len(public["per_class_accuracy"]) == 7
+    assert metrics["machine"]["cores"] >= 1 and isinstance(metrics["machine"]["accelerators"], list)
 
     out = tmp_path / "eval"
     evaluated = runner.invoke(app, ["evaluate", str(run / "weights/best.keras"), "--data", str(fer_csv),
@@ -180,9 +181,10 @@ def test_trains_on_jax_without_tensorflow(fer_csv, tmp_path):
         "import sys, os\n"
         "sys.modules['tensorflow'] = None\n"
         "os.environ['KERAS_BACKEND'] = 'jax'\n"
+        "from edgefer.pipeline import AugmentConfig\n"
         "from edgefer.training import config_from_recipe, train\n"
         f"c = config_from_recipe('quick', data={str(fer_csv)!r}, limit=300, epochs=1, batch_size=32, "
-        f"project={str(tmp_path)!r}, name='jax')\n"
+        f"project={str(tmp_path)!r}, name='jax', augment=AugmentConfig())\n"
         "r = train(c, verbose=0, log=lambda *_: None)\n"
         "import keras; assert keras.backend.backend() == 'jax'\n"
         "print(r.metrics['PublicTest']['samples'])\n"

@@ -163,16 +163,18 @@ def _py_batches(images, labels, targets, batch_size, augment, seed, weights):
             super().__init__(workers=min(4, os.cpu_count() or 1), use_multiprocessing=False)
             self.rng = np.random.default_rng(seed)
             self.order = self.rng.permutation(len(labels))
+            self.epoch = 0
 
         def __len__(self):
             return len(labels) // batch_size
 
         def on_epoch_end(self):
             self.order = self.rng.permutation(len(labels))
+            self.epoch += 1
 
         def __getitem__(self, index):
             rows = self.order[index * batch_size:(index + 1) * batch_size]
-            rng = np.random.default_rng((seed, int(self.order[0]), index))  # per batch: threads never share one
+            rng = np.random.default_rng((seed, self.epoch, index))  # one per batch: worker threads share none
             x = random_affine(images[rows], augment, rng) if augment.enabled else images[rows].astype(np.float32)
             x = (np.clip(x, 0.0, 255.0) / 127.5 - 1.0)[..., None]
             y = targets[rows]

@@ -62,8 +62,9 @@ def ship(run_dir: str | os.PathLike, data: str, command: str | list[str], target
     run_dir = Path(run_dir)
     args, state, metrics = (read_json(run_dir / n) for n in ("args.json", "state.json", "metrics.json"))
     model = keras.saving.load_model(run_dir / "weights" / "model.keras", compile=False)
-    with atomic_path(target) as temp:
-        model.save(temp)  # weights only: no optimizer state
+    if not _same_weights(target, model):  # a re-ship keeps the bytes the exports' source_sha256 names
+        with atomic_path(target) as temp:
+            model.save(temp)  # weights only: no optimizer state
     split = args["val_split"]
     plain = evaluate_model(target, data, split, out_dir=reports).metrics
     flipped = evaluate_model(target, data, split, tta=True, out_dir=reports).metrics
@@ -88,6 +89,18 @@ def ship(run_dir: str | os.PathLike, data: str, command: str | list[str], target
         if stage["run"]:
             _copy_run_records(Path(stage["file"]).parent.parent, reports / "stages" / stage["run"], split)
     return card
+
+
+def _same_weights(path: Path, model) -> bool:
+    import keras
+    import numpy as np
+
+    if not path.exists():
+        return False
+    current = keras.saving.load_model(path, compile=False).get_weights()
+    wanted = model.get_weights()
+    return len(current) == len(wanted) and all(
+        a.shape == b.shape and np.array_equal(a, b) for a, b in zip(current, wanted))
 
 
 def _flatten(stages: list[dict]) -> list[dict]:

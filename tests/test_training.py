@@ -121,6 +121,16 @@ def test_training_can_start_from_a_trained_models_weights(trained_model, fer_csv
     assert (stage["role"], stage["run"], stage["stages"]) == ("weights", trained_model.parent.parent.name, [])
     assert stage["recipe"]["limit"] == 2000 and 0 < stage["splits"]["PublicTest"]["accuracy"] < 1
 
+    from convert.ship import ship
+
+    target = tmp_path / "package" / "model.keras"
+    card = ship(result.run_dir, str(fer_csv), ["edgefer train ..."], target=target, reports=tmp_path / "reports")
+    assert card["hardware"]["training"]["cores"] >= 1 and card["stages"][0]["run"] == stage["run"]
+    shipped = target.read_bytes()
+    again = ship(result.run_dir, str(fer_csv), ["edgefer train ..."], target=target, reports=tmp_path / "reports")
+    assert target.read_bytes() == shipped  # same weights: the file (and the exports' source checksum) stays
+    assert again["metrics"] == card["metrics"]
+
 
 def test_missing_init_weights_is_named(fer_csv, tmp_path):
     result = runner.invoke(app, ["train", "--data", str(fer_csv), "--weights", str(tmp_path / "w.keras"),

@@ -1,4 +1,8 @@
-"""Runs edgefer train jobs concurrently on the lent GPU. Usage: drive.py calibrate EPOCHS | pipeline VGG WIDE LONG STUDENT_SCRATCH"""
+"""Runs edgefer train jobs concurrently on the lent GPU.
+
+Usage: drive.py auto PHASE1_S PHASE2_S (what ran: time a trial, fit the epochs, run both phases)
+     | calibrate EPOCHS | pipeline VGG WIDE LONG SCRATCH (epochs) [-- extra train options]
+"""
 import subprocess, sys, time
 
 DATA = "../shared/data/fer2013_train_publictest.csv.gz"

@@ -5,6 +5,7 @@ Run directory layout (runs/train/<name>/):
     weights/last.keras last epoch, with optimizer state (for --resume)
     weights/best.keras best epoch on the validation split (with optimizer state)
     weights/model.keras the best epoch without optimizer state: the file to export and ship
+    weights/swa.npz    the running weight average when --swa-start is set (what --resume continues)
     state.json         epoch counter, best score, plateau and early-stopping counters
     history.csv        one row per epoch
     metrics.json       final metrics of best.keras on each split
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edgefer.data import DataSpec, FaceSet, is_csv, load_split, scale_to_unit_range
+from edgefer.averaging import WeightAverage
 from edgefer.metrics import compute_metrics
 from edgefer.plots import plot_confusion, plot_history
 from edgefer.files import atomic_path, new_run_dir, read_json, write_json, write_text
@@ -39,7 +41,7 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 32
     lr: float = 1e-3
-    schedule: str = "plateau"          # plateau | cosine
+    schedule: str = "plateau"          # plateau | cosine | constant
     warmup_epochs: int = 0
     l2: float | None = None            # None: the model's default decay
     width: float = 1.0                 # multiplier on every hidden layer's filters/units
@@ -56,6 +58,7 @@ class TrainConfig:
     plateau_factor: float = 0.1
     min_lr: float = 1e-6
     precise_bn: bool = True            # recompute BN statistics before each validation
+    swa_start: int = 0                 # average the weights of every epoch from this one on (0: no averaging)
     seed: int = 0
     input_size: int = 48
     train_split: str = "Training"
@@ -103,6 +106,11 @@ RECIPES: dict[str, dict] = {
     "distil": dict(epochs=40, batch_size=64, lr=1e-3, schedule="cosine", warmup_epochs=2, l2=5e-4,
                    label_smoothing=0.0, distill_weight=0.7, distill_temperature=2.0, patience=1000,
                    augment=AugmentConfig()),
+    # A second schedule for a trained model (--weights): a constant learning rate, a tenth of `best`'s
+    # peak, and stochastic weight averaging of every epoch's weights; the average competes with the
+    # single epochs for the best checkpoint.
+    "swa": dict(epochs=30, batch_size=64, lr=3e-4, schedule="constant", warmup_epochs=0, l2=5e-4,
+                label_smoothing=0.05, swa_start=1, patience=1000, augment=AugmentConfig()),
     # A smoke-test recipe: a couple of epochs, no augmentation.
     "quick": dict(epochs=2, batch_size=64, lr=2e-3, schedule="plateau", patience=1000,
                   augment=NO_AUGMENT),
@@ -116,6 +124,8 @@ def config_from_recipe(recipe: str, **overrides) -> TrainConfig:
     values.update({k: v for k, v in overrides.items() if v is not None})
     if recipe == "distil" and not values.get("teacher"):
         raise ValueError("recipe 'distil' needs --teacher PATH (a trained .keras model; repeat for an ensemble)")
+    if recipe == "swa" and not values.get("init_weights"):
+        raise ValueError("recipe 'swa' needs --weights PATH (the trained .keras model to continue and average)")
     return TrainConfig(**values)
 
 
@@ -190,10 +200,10 @@ def _optimizer(config: TrainConfig, steps: int):
             warmup_target=config.lr if warmup else None,
             warmup_steps=warmup,
         )
-    elif config.schedule == "plateau":
+    elif config.schedule in ("plateau", "constant"):
         rate = config.lr
     else:
-        raise ValueError(f"unknown schedule {config.schedule!r}; expected plateau or cosine")
+        raise ValueError(f"unknown schedule {config.schedule!r}; expected plateau, cosine or constant")
     return keras.optimizers.Adam(learning_rate=rate)
 
 
@@ -214,6 +224,7 @@ class LoopState:
     epoch: int = 0                      # epochs completed
     best_score: float = -1.0            # best validation accuracy
     best_epoch: int = 0
+    best_is_average: bool = False       # the best checkpoint is the weight average, not a single epoch
     plateau_best: float = float("inf")  # best validation loss seen by the plateau schedule
     plateau_wait: int = 0
     stop_wait: int = 0
@@ -221,11 +232,12 @@ class LoopState:
     images_seen: int = 0
 
 
-def _epoch_end_callback(config, run_dir, state, val, calibration, steps, on_epoch=None):
+def _epoch_end_callback(config, run_dir, state, val, calibration, steps, on_epoch=None, average=None):
     import keras
 
     class EpochEnd(keras.callbacks.Callback):
-        """Validate (after precise BN), checkpoint atomically, step the plateau schedule, stop early."""
+        """Validate (after precise BN), average weights, checkpoint atomically, step the plateau schedule,
+        stop early."""
 
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.perf_counter()
@@ -245,15 +257,16 @@ def _epoch_end_callback(config, run_dir, state, val, calibration, steps, on_epoc
                    "accuracy": float(logs.get("accuracy", float("nan"))),
                    "val_loss": metrics.loss, "val_accuracy": metrics.accuracy,
                    "val_macro_f1": metrics.macro_f1, "seconds": round(seconds, 2)}
+            improved = self._keep_if_best(metrics.accuracy, epoch, is_average=False)
+            if average is not None:
+                row["swa_val_accuracy"] = float("nan")
+                if epoch + 1 >= config.swa_start:
+                    row["swa_val_accuracy"], average_is_best = self._validate_average(epoch)
+                    improved = improved or average_is_best
+                logs["swa_val_accuracy"] = row["swa_val_accuracy"]
             _append_history(run_dir / "history.csv", row)
             state.epoch = epoch + 1
-            improved = metrics.accuracy > state.best_score
-            if improved:
-                state.best_score, state.best_epoch = metrics.accuracy, epoch + 1
-                state.stop_wait = 0
-                _save_model(self.model, run_dir / "weights" / "best.keras")
-            else:
-                state.stop_wait += 1
+            state.stop_wait = 0 if improved else state.stop_wait + 1
             if config.schedule == "plateau":
                 self._step_plateau(metrics.loss)
             _save_model(self.model, run_dir / "weights" / "last.keras")
@@ -262,6 +275,27 @@ def _epoch_end_callback(config, run_dir, state, val, calibration, steps, on_epoc
                 on_epoch(row, improved)
             if state.stop_wait >= config.patience:
                 self.model.stop_training = True
+
+        def _keep_if_best(self, accuracy, epoch, is_average):
+            if accuracy <= state.best_score:
+                return False
+            state.best_score, state.best_epoch, state.best_is_average = accuracy, epoch + 1, is_average
+            _save_model(self.model, run_dir / "weights" / "best.keras")
+            return True
+
+        def _validate_average(self, epoch):
+            """Fold this epoch's weights into the average, validate the average (with exact BN statistics)
+            and keep it if it is the best so far; training then goes on from the epoch's own weights."""
+            current = self.model.get_weights()
+            average.add(current)
+            average.save(run_dir / "weights" / "swa.npz")
+            self.model.set_weights(average.weights_like(current))
+            try:
+                recalibrate_batchnorm(self.model, calibration)
+                accuracy = compute_metrics(predict_probabilities(self.model, val.images), val.labels).accuracy
+                return accuracy, self._keep_if_best(accuracy, epoch, is_average=True)
+            finally:
+                self.model.set_weights(current)
 
         def _step_plateau(self, val_loss):
             if val_loss < state.plateau_best - 1e-4:
@@ -307,7 +341,7 @@ def _append_history(path: Path, row: dict) -> None:
     rows = read_history(path)
     rows = [r for r in rows if int(r["epoch"]) < row["epoch"]] + [row]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=_HISTORY_FIELDS)
+    writer = csv.DictWriter(buffer, fieldnames=_HISTORY_FIELDS + [k for k in row if k not in _HISTORY_FIELDS])
     writer.writeheader()
     writer.writerows(rows)
     write_text(path, buffer.getvalue())
@@ -424,11 +458,24 @@ def _fit(config: TrainConfig, run_dir: Path, state: LoopState, log, on_epoch, ve
     dataset = make_train_dataset(train_set.images, train_set.labels, config.batch_size,
                                  config.augment, config.seed + state.epoch, weights, targets)
     calibration = train_set.images[np.random.default_rng(config.seed).permutation(len(train_set))[:4096]]
-    callback = _epoch_end_callback(config, run_dir, state, val_set, calibration, steps, on_epoch)
+    average = _weight_average(config, run_dir, state, log)
+    callback = _epoch_end_callback(config, run_dir, state, val_set, calibration, steps, on_epoch, average)
     if state.epoch < config.epochs and state.stop_wait < config.patience:
         model.fit(dataset, epochs=config.epochs, initial_epoch=state.epoch, callbacks=[callback], shuffle=False,
                   verbose=verbose)
     return _finish(config, run_dir, state, val_set, test_set, log)
+
+
+def _weight_average(config: TrainConfig, run_dir: Path, state: LoopState, log):
+    if not config.swa_start:
+        return None
+    stored = run_dir / "weights" / "swa.npz"
+    if state.epoch > 0 and stored.exists():
+        average = WeightAverage.load(stored)
+        log(f"weight average of {average.count} epochs restored from {stored}")
+        return average
+    log(f"averaging the weights of every epoch from epoch {config.swa_start} on (SWA)")
+    return WeightAverage()
 
 
 def _distillation_targets(config: TrainConfig, train_set: FaceSet, val_set: FaceSet, log) -> np.ndarray:
@@ -464,7 +511,7 @@ def _finish(config, run_dir, state, val_set, test_set, log) -> TrainResult:
     summary = {
         "model": config.model, "recipe": config.recipe, "parameters": int(model.count_params()),
         "teacher": config.teacher, "init_weights": config.init_weights,
-        "epochs_run": state.epoch, "best_epoch": state.best_epoch,
+        "epochs_run": state.epoch, "best_epoch": state.best_epoch, "best_is_average": state.best_is_average,
         "train_seconds": round(state.train_seconds, 1), "train_images_per_second": round(speed, 1),
         "keras_backend": keras.backend.backend(), "machine": training_machine(), "splits": metrics,
     }

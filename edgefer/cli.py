@@ -41,7 +41,8 @@ def train(
     epochs: Optional[int] = typer.Option(None, help="Epochs (default: the recipe's)."),
     batch_size: Optional[int] = typer.Option(None, help="Batch size (default: the recipe's)."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate (default: the recipe's)."),
-    schedule: Optional[str] = typer.Option(None, help="plateau (ReduceLROnPlateau), cosine (with warm-up) or constant."),
+    schedule: Optional[str] = typer.Option(None, help="plateau (ReduceLROnPlateau), cosine (with warm-up), cyclic (cosine restarts) or constant."),
+    cycle_epochs: Optional[int] = typer.Option(None, help="Epochs per cycle of the cyclic schedule."),
     l2: Optional[float] = typer.Option(None, help="L2 weight decay factor (default: the model's)."),
     label_smoothing: Optional[float] = typer.Option(None, help="Label smoothing of the cross-entropy."),
     width: Optional[float] = typer.Option(None, help="Multiplier on every hidden layer's filters/units (1 = the paper's)."),
@@ -55,7 +56,7 @@ def train(
     balance_classes: bool = typer.Option(False, help="Weight samples by inverse class frequency."),
     patience: Optional[int] = typer.Option(None, help="Early-stopping patience in epochs (validation accuracy)."),
     precise_bn: bool = typer.Option(True, help="Recompute batch-norm statistics before each validation."),
-    swa_start: Optional[int] = typer.Option(None, help="Stochastic weight averaging: average the weights of every epoch from this one on; the average competes for the best checkpoint (0: off)."),
+    swa_start: Optional[int] = typer.Option(None, help="Stochastic weight averaging: average the weights from this epoch on (every epoch; with the cyclic schedule each cycle's end); the average competes for the best checkpoint (0: off)."),
     seed: int = typer.Option(0, help="Random seed (data order, augmentation, initial weights)."),
     input_size: int = typer.Option(48, help="Square input size in pixels."),
     train_split: str = typer.Option("Training", help="CSV Usage value to train on."),
@@ -89,7 +90,7 @@ def train(
         for model_name in names:
             config = training.config_from_recipe(
                 recipe, model=model_name, data=data, epochs=epochs, batch_size=batch_size, lr=lr,
-                schedule=schedule, l2=l2, width=width, dropout=dropout, label_smoothing=label_smoothing, patience=patience,
+                schedule=schedule, cycle_epochs=cycle_epochs, l2=l2, width=width, dropout=dropout, label_smoothing=label_smoothing, patience=patience,
                 init_weights=weights, teacher=teacher or None, distill_weight=distill_weight, distill_temperature=distill_temperature,
                 precise_bn=precise_bn, swa_start=swa_start, seed=seed, input_size=input_size, train_split=train_split,
                 val_split=val_split, test_split=test_split, val_fraction=val_fraction,

@@ -49,8 +49,9 @@ def plot_history(history: list[dict], path: str | Path) -> Path:
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
     for key, label in (("accuracy", "train"), ("val_accuracy", "validation"),
                        ("swa_val_accuracy", "validation, weight average")):
-        if any(key in row for row in history):
-            acc_ax.plot(epochs, [row.get(key, float("nan")) for row in history], label=label)
+        if any(key in row for row in history):  # the average's points: markers, it may skip epochs
+            acc_ax.plot(epochs, [row.get(key, float("nan")) for row in history], label=label,
+                        marker="o" if key.startswith("swa") else None, markersize=3)
     for key, label in (("loss", "train"), ("val_loss", "validation")):
         loss_ax.plot(epochs, [row.get(key) for row in history], label=label)
     acc_ax.set(xlabel="epoch", ylabel="accuracy", title="accuracy")

@@ -41,8 +41,9 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 32
     lr: float = 1e-3
-    schedule: str = "plateau"          # plateau | cosine | constant
+    schedule: str = "plateau"          # plateau | cosine | constant | cyclic
     warmup_epochs: int = 0
+    cycle_epochs: int = 0              # cyclic: epochs per cosine cycle, which restarts at the peak rate
     l2: float | None = None            # None: the model's default decay
     width: float = 1.0                 # multiplier on every hidden layer's filters/units
     dropout: float | None = None       # None: the model's default dropout
@@ -58,7 +59,8 @@ class TrainConfig:
     plateau_factor: float = 0.1
     min_lr: float = 1e-6
     precise_bn: bool = True            # recompute BN statistics before each validation
-    swa_start: int = 0                 # average the weights of every epoch from this one on (0: no averaging)
+    swa_start: int = 0                 # average the weights from this epoch on (0: no averaging); every
+                                       # epoch, or under the cyclic schedule the end of every cycle
     seed: int = 0
     input_size: int = 48
     train_split: str = "Training"
@@ -106,11 +108,12 @@ RECIPES: dict[str, dict] = {
     "distil": dict(epochs=40, batch_size=64, lr=1e-3, schedule="cosine", warmup_epochs=2, l2=5e-4,
                    label_smoothing=0.0, distill_weight=0.7, distill_temperature=2.0, patience=1000,
                    augment=AugmentConfig()),
-    # A second schedule for a trained model (--weights): a constant learning rate, a tenth of `best`'s
-    # peak, and stochastic weight averaging of every epoch's weights; the average competes with the
-    # single epochs for the best checkpoint.
-    "swa": dict(epochs=30, batch_size=64, lr=3e-4, schedule="constant", warmup_epochs=0, l2=5e-4,
-                label_smoothing=0.05, swa_start=1, patience=1000, augment=AugmentConfig()),
+    # A second schedule for a trained model (--weights): short cosine cycles from a tenth of `best`'s
+    # peak rate, and stochastic weight averaging of the weights at the end of each cycle; the average
+    # competes with the single epochs for the best checkpoint. (A constant 3e-4 left single epochs at
+    # 62.5-63.5 % from the 64.5 % shipped model, and their average at 63.3 % after 8 epochs.)
+    "swa": dict(epochs=24, batch_size=64, lr=3e-4, schedule="cyclic", cycle_epochs=3, warmup_epochs=0,
+                l2=5e-4, label_smoothing=0.05, swa_start=3, patience=1000, augment=AugmentConfig()),
     # A smoke-test recipe: a couple of epochs, no augmentation.
     "quick": dict(epochs=2, batch_size=64, lr=2e-3, schedule="plateau", patience=1000,
                   augment=NO_AUGMENT),
@@ -200,10 +203,16 @@ def _optimizer(config: TrainConfig, steps: int):
             warmup_target=config.lr if warmup else None,
             warmup_steps=warmup,
         )
+    elif config.schedule == "cyclic":
+        if config.cycle_epochs < 1:
+            raise ValueError(f"schedule 'cyclic' needs --cycle-epochs >= 1, got {config.cycle_epochs}")
+        rate = keras.optimizers.schedules.CosineDecayRestarts(
+            initial_learning_rate=config.lr, first_decay_steps=config.cycle_epochs * steps, t_mul=1.0,
+            m_mul=1.0, alpha=config.min_lr / config.lr)
     elif config.schedule in ("plateau", "constant"):
         rate = config.lr
     else:
-        raise ValueError(f"unknown schedule {config.schedule!r}; expected plateau, cosine or constant")
+        raise ValueError(f"unknown schedule {config.schedule!r}; expected plateau, cosine, cyclic or constant")
     return keras.optimizers.Adam(learning_rate=rate)
 
 
@@ -260,7 +269,7 @@ def _epoch_end_callback(config, run_dir, state, val, calibration, steps, on_epoc
             improved = self._keep_if_best(metrics.accuracy, epoch, is_average=False)
             if average is not None:
                 row["swa_val_accuracy"] = float("nan")
-                if epoch + 1 >= config.swa_start:
+                if _folds_into_average(config, epoch + 1):
                     row["swa_val_accuracy"], average_is_best = self._validate_average(epoch)
                     improved = improved or average_is_best
                 logs["swa_val_accuracy"] = row["swa_val_accuracy"]
@@ -308,6 +317,14 @@ def _epoch_end_callback(config, run_dir, state, val, calibration, steps, on_epoc
                 state.plateau_wait = 0
 
     return EpochEnd()
+
+
+def _folds_into_average(config: TrainConfig, epoch: int) -> bool:
+    """Whether the weights after `epoch` (1-based) join the average: every epoch from swa_start on, or
+    under the cyclic schedule only at the end of each cycle, where the rate is lowest."""
+    if not config.swa_start or epoch < config.swa_start:
+        return False
+    return config.schedule != "cyclic" or epoch % config.cycle_epochs == 0
 
 
 def training_machine() -> dict:
@@ -474,7 +491,8 @@ def _weight_average(config: TrainConfig, run_dir: Path, state: LoopState, log):
         average = WeightAverage.load(stored)
         log(f"weight average of {average.count} epochs restored from {stored}")
         return average
-    log(f"averaging the weights of every epoch from epoch {config.swa_start} on (SWA)")
+    when = "at the end of every cycle" if config.schedule == "cyclic" else "of every epoch"
+    log(f"averaging the weights {when} from epoch {config.swa_start} on (SWA)")
     return WeightAverage()
 
 

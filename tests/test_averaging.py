@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 
 from edgefer.averaging import WeightAverage
-from edgefer.training import config_from_recipe, read_history, resume, train
+from edgefer.training import (
+    TrainConfig,
+    _folds_into_average,
+    _optimizer,
+    config_from_recipe,
+    current_lr,
+    read_history,
+    resume,
+    train,
+)
 
 
 def test_running_mean_matches_numpy_and_survives_a_round_trip(tmp_path):
@@ -35,13 +44,29 @@ def test_swa_recipe_needs_a_trained_model(fer_csv):
         config_from_recipe("swa", data=str(fer_csv))
 
 
+def test_cyclic_schedule_restarts_and_the_average_takes_each_cycles_end():
+    config = TrainConfig(lr=1e-3, schedule="cyclic", cycle_epochs=2, min_lr=1e-6, swa_start=2)
+    optimizer = _optimizer(config, steps=10)
+    rates = []
+    for step in (0, 10, 19, 20):
+        optimizer.iterations.assign(step)
+        rates.append(current_lr(optimizer))
+    assert rates[0] == pytest.approx(1e-3) and rates[3] == pytest.approx(1e-3)  # restarts every 2 epochs
+    assert rates[2] < 1e-4 < rates[1] < rates[0]
+    assert [epoch for epoch in range(1, 9) if _folds_into_average(config, epoch)] == [2, 4, 6, 8]
+    constant = TrainConfig(schedule="constant", swa_start=3)
+    assert [epoch for epoch in range(1, 6) if _folds_into_average(constant, epoch)] == [3, 4, 5]
+    with pytest.raises(ValueError, match="schedule 'cyclic' needs --cycle-epochs >= 1, got 0"):
+        _optimizer(TrainConfig(schedule="cyclic"), steps=10)
+
+
 def test_weight_averaged_schedule_averages_every_epoch_across_a_resume(trained_model, fer_csv, tmp_path):
     """Epoch 1, then --resume for epoch 2: the stored average is exactly the mean of both epochs' weights."""
     import keras
 
     config = config_from_recipe("swa", data=str(fer_csv), limit=640, epochs=1, init_weights=str(trained_model),
-                                project=str(tmp_path), name="swa")
-    assert (config.schedule, config.swa_start) == ("constant", 1)
+                                cycle_epochs=1, swa_start=1, project=str(tmp_path), name="swa")
+    assert config.schedule == "cyclic"
     first = train(config, verbose=0, log=lambda *_: None)
     after_one = keras.saving.load_model(first.run_dir / "weights/last.keras").get_weights()
 

@@ -65,8 +65,8 @@ def test_weight_averaged_schedule_averages_every_epoch_across_a_resume(trained_m
     import keras
 
     config = config_from_recipe("swa", data=str(fer_csv), limit=640, epochs=1, init_weights=str(trained_model),
-                                cycle_epochs=1, swa_start=1, project=str(tmp_path), name="swa")
-    assert config.schedule == "cyclic"
+                                project=str(tmp_path), name="swa")
+    assert (config.schedule, config.swa_start) == ("constant", 1)
     first = train(config, verbose=0, log=lambda *_: None)
     after_one = keras.saving.load_model(first.run_dir / "weights/last.keras").get_weights()
 

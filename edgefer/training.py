@@ -129,7 +129,22 @@ def config_from_recipe(recipe: str, **overrides) -> TrainConfig:
         raise ValueError("recipe 'distil' needs --teacher PATH (a trained .keras model; repeat for an ensemble)")
     if recipe == "swa" and not values.get("init_weights"):
         raise ValueError("recipe 'swa' needs --weights PATH (the trained .keras model to continue and average)")
-    return TrainConfig(**values)
+    config = TrainConfig(**values)
+    _check_schedule(config)
+    return config
+
+
+SCHEDULES = ("plateau", "cosine", "cyclic", "constant")
+
+
+def _check_schedule(config: TrainConfig) -> None:
+    """Fail on bad schedule options before any data is read or a run directory is made."""
+    if config.schedule not in SCHEDULES:
+        raise ValueError(f"--schedule {config.schedule}: unknown; expected one of {', '.join(SCHEDULES)}")
+    if config.schedule == "cyclic" and config.cycle_epochs < 1:
+        raise ValueError(f"schedule 'cyclic' needs --cycle-epochs >= 1, got {config.cycle_epochs}")
+    if config.swa_start < 0:
+        raise ValueError(f"--swa-start {config.swa_start}: expected an epoch number >= 1, or 0 for no averaging")
 
 
 @dataclass
@@ -194,6 +209,7 @@ def _all_layers(model):
 def _optimizer(config: TrainConfig, steps: int):
     import keras
 
+    _check_schedule(config)  # configs read back by --resume did not pass config_from_recipe
     if config.schedule == "cosine":
         warmup = config.warmup_epochs * steps
         rate = keras.optimizers.schedules.CosineDecay(
@@ -204,15 +220,11 @@ def _optimizer(config: TrainConfig, steps: int):
             warmup_steps=warmup,
         )
     elif config.schedule == "cyclic":
-        if config.cycle_epochs < 1:
-            raise ValueError(f"schedule 'cyclic' needs --cycle-epochs >= 1, got {config.cycle_epochs}")
         rate = keras.optimizers.schedules.CosineDecayRestarts(
             initial_learning_rate=config.lr, first_decay_steps=config.cycle_epochs * steps, t_mul=1.0,
             m_mul=1.0, alpha=config.min_lr / config.lr)
-    elif config.schedule in ("plateau", "constant"):
+    else:  # plateau (stepped by the epoch-end callback) or constant
         rate = config.lr
-    else:
-        raise ValueError(f"unknown schedule {config.schedule!r}; expected plateau, cosine, cyclic or constant")
     return keras.optimizers.Adam(learning_rate=rate)
 
 

@@ -58,6 +58,12 @@ def test_cyclic_schedule_restarts_and_the_average_takes_each_cycles_end():
     assert [epoch for epoch in range(1, 6) if _folds_into_average(constant, epoch)] == [3, 4, 5]
     with pytest.raises(ValueError, match="schedule 'cyclic' needs --cycle-epochs >= 1, got 0"):
         _optimizer(TrainConfig(schedule="cyclic"), steps=10)
+    with pytest.raises(ValueError, match="schedule 'cyclic' needs --cycle-epochs >= 1, got 0"):
+        config_from_recipe("best", data="x.csv", schedule="cyclic")
+    with pytest.raises(ValueError, match="--schedule step: unknown; expected one of plateau, cosine, cyclic, constant"):
+        config_from_recipe("best", data="x.csv", schedule="step")
+    with pytest.raises(ValueError, match="--swa-start -1: expected an epoch number >= 1, or 0"):
+        config_from_recipe("best", data="x.csv", swa_start=-1)
 
 
 def test_weight_averaged_schedule_averages_every_epoch_across_a_resume(trained_model, fer_csv, tmp_path):

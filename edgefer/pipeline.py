@@ -76,7 +76,9 @@ def _tf_dataset(images, labels, targets, batch_size, augment, seed, weights):
     batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     ds = tf.data.Dataset.zip(ds, batch_seeds)
     weight_table = tf.constant(weights) if weights is not None else None
-    warp = lambda faces, batch_seed: random_affine(faces, augment, np.random.default_rng(int(batch_seed)))
+
+    def warp(faces, batch_seed):
+        return random_affine(faces, augment, np.random.default_rng(int(batch_seed)))
 
     def transform(batch, batch_seed):
         x, y, one_hot = batch

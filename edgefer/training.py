@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefer.data import DataSpec, FaceSet, is_csv, load_split, scale_to_unit_range
 from edgefer.averaging import WeightAverage
+from edgefer.data import DataSpec, FaceSet, is_csv, load_split, scale_to_unit_range
 from edgefer.metrics import compute_metrics
 from edgefer.plots import plot_confusion, plot_history
 from edgefer.files import atomic_path, new_run_dir, read_json, write_json, write_text
@@ -111,7 +111,7 @@ RECIPES: dict[str, dict] = {
     # A second schedule for a trained model (--weights): a constant rate near the end of `best`'s cosine
     # (5e-5) and stochastic weight averaging of every epoch; the average competes with the single epochs
     # for the best checkpoint. Higher rates (a constant 3e-4, 3-epoch cosine cycles from 3e-4) pushed the
-    # 64.5 % shipped model down to 62.5-63.5 % per epoch; 5e-5 holds it at 64.0-64.4 %.
+    # 64.5 % shipped model down to 62.4-63.5 % per epoch; 5e-5 holds it at 63.5-64.4 %.
     "swa": dict(epochs=16, batch_size=64, lr=5e-5, schedule="constant", warmup_epochs=0, l2=5e-4,
                 label_smoothing=0.05, swa_start=1, patience=1000, augment=AugmentConfig()),
     # A smoke-test recipe: a couple of epochs, no augmentation.

@@ -3,7 +3,7 @@
 Augmentation is one random affine warp per face in OpenCV (`random_affine`) on every backend: inside a
 `tf.data` pipeline under TensorFlow, in a `keras.utils.PyDataset` under JAX (on a lent GPU). Keras'
 preprocessing layers were used before: applied in turn, their three bilinear resamplings blurred the
-faces (mean |Laplacian| 19.6 against 31.8 for one warp and 49.3 unaugmented), so models trained under
+faces (mean |Laplacian| 19.5 against 31.8 for one warp and 49.3 unaugmented; benchmarks/augment_blur.py), so models trained under
 TensorFlow and under JAX saw different data.
 Every training batch is full: the remainder is dropped after each epoch's reshuffle, because
 TensorFlow's oneDNN kernels crash on an uneven last batch when training mini_xception.

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import edgefer
+from edgefer.channels import pad_channels
 from edgefer.data import DataSpec, file_sha256, is_csv, load_split, scale_to_unit_range
 from edgefer.files import atomic_path, write_json, write_text
 from edgefer.inference import ModelInfo, load_classifier, sidecar_path
@@ -33,6 +34,9 @@ FORMATS = {
     "onnx_int8": ("_int8.onnx", "onnx"),
 }
 DEFAULT_FORMATS = ("float32", "float16", "dynamic", "int8", "onnx", "onnx_int8")
+# ONNX exports get convolution widths rounded up to a multiple of 8 with zero channels (same outputs):
+# ONNX Runtime ran a pruned mini_xception with odd widths 1.7x slower than the unpruned one
+ONNX_CHANNEL_MULTIPLE = 8
 INT8_FORMATS = ("int8", "onnx_int8")
 MIN_CALIBRATION, RECOMMENDED_CALIBRATION = 20, 300
 
@@ -211,7 +215,8 @@ def _keras_timing(model_path: Path, images: np.ndarray) -> tuple[float, float]:
 def _write_onnx(model, size, target, metadata) -> None:
     from convert.to_onnx import convert_onnx
 
-    _write_file(target, convert_onnx(model, (size, size, 1), {"edgefer": json.dumps(metadata)}), metadata)
+    onnx_bytes = convert_onnx(pad_channels(model, ONNX_CHANNEL_MULTIPLE), (size, size, 1), {"edgefer": json.dumps(metadata)})
+    _write_file(target, onnx_bytes, metadata)
 
 
 def _write_onnx_int8(model, size, target, metadata, calibration_set, out_dir, stem) -> None:
@@ -219,7 +224,7 @@ def _write_onnx_int8(model, size, target, metadata, calibration_set, out_dir, st
 
     float_path = out_dir / f".{stem}_for_quant.onnx"
     float_path.parent.mkdir(parents=True, exist_ok=True)
-    float_path.write_bytes(convert_onnx(model, (size, size, 1), {}))
+    float_path.write_bytes(convert_onnx(pad_channels(model, ONNX_CHANNEL_MULTIPLE), (size, size, 1), {}))
     try:
         with atomic_path(target) as temp:
             quantize_onnx_int8(float_path, temp, calibration_set, {"edgefer": json.dumps(metadata)})

@@ -1,4 +1,4 @@
-"""Channel groups of a Keras functional model, and rebuilding it with channels removed.
+"""Channel groups of a Keras functional model, and rebuilding it with channels removed (or zero ones added).
 
 Structured pruning has to know which output channels may be removed together and which weights every
 removal touches. A *group* is a set of channels that must stay aligned:
@@ -211,15 +211,26 @@ def _apply_merge(weights: dict[str, list[np.ndarray]], model, graph: ChannelGrap
 # --------------------------------------------------------------------------- rebuild
 
 
+def _take(array: np.ndarray, keep, axis: int = 0) -> np.ndarray:
+    """np.take along `axis`, where an index of -1 makes a new all-zero slice (a padding channel)."""
+    keep = np.asarray(keep)
+    taken = np.take(array, np.maximum(keep, 0), axis=axis)
+    if (keep < 0).any():
+        shape = [1] * array.ndim
+        shape[axis] = len(keep)
+        taken = np.where((keep >= 0).reshape(shape), taken, 0).astype(array.dtype)
+    return taken
+
+
 def _keep_inputs(values: list[np.ndarray], index: int, keep, axis: int) -> None:
-    values[index] = np.take(values[index], keep, axis=axis)
+    values[index] = _take(values[index], keep, axis=axis)
 
 
 def _keep_outputs(values: list[np.ndarray], kernel: int, keep) -> None:
     """The kernel's last axis and the bias right after it (if the layer has one)."""
-    values[kernel] = values[kernel][..., keep]
+    values[kernel] = _take(values[kernel], keep, axis=-1)
     if len(values) > kernel + 1:
-        values[kernel + 1] = values[kernel + 1][keep]
+        values[kernel + 1] = _take(values[kernel + 1], keep)
 
 
 def _slice_layer(layer, values: list[np.ndarray], read_keep, read_positions: int, read_width: int,
@@ -228,13 +239,13 @@ def _slice_layer(layer, values: list[np.ndarray], read_keep, read_positions: int
     values = list(values)
     if not values:
         return values
-    if kind == "BatchNormalization":
-        return [v[read_keep] if read_keep is not None else v for v in values]
+    if kind == "BatchNormalization":  # a padding channel gets gamma = beta = 0: it stays exactly zero
+        return [_take(v, read_keep) if read_keep is not None else v for v in values]
     if kind == "DepthwiseConv2D":  # per-channel: its kernel and bias follow the channels it reads
         if read_keep is not None:
             _keep_inputs(values, 0, read_keep, axis=2)
             if len(values) > 1:
-                values[1] = values[1][read_keep]
+                values[1] = _take(values[1], read_keep)
         return values
     kernel = 1 if kind == "SeparableConv2D" else 0   # the weight whose last axis is the output channels
     if read_keep is not None:
@@ -243,14 +254,18 @@ def _slice_layer(layer, values: list[np.ndarray], read_keep, read_positions: int
         elif kind == "SeparableConv2D":
             multiplier = values[0].shape[-1]
             _keep_inputs(values, 0, read_keep, axis=2)
-            rows = (np.asarray(read_keep)[:, None] * multiplier + np.arange(multiplier)).ravel()
-            _keep_inputs(values, 1, rows, axis=2)
+            _keep_inputs(values, 1, _expand(read_keep, multiplier, np.arange(multiplier)), axis=2)
         elif kind == "Dense":  # after a Flatten, channel c of cell p is row p * width + c
-            rows = (np.arange(read_positions)[:, None] * read_width + np.asarray(read_keep)[None, :]).ravel()
-            _keep_inputs(values, 0, rows, axis=0)
+            _keep_inputs(values, 0, _expand(np.arange(read_positions), read_width, read_keep).ravel(), axis=0)
     if out_keep is not None and kind in PRODUCERS:
         _keep_outputs(values, kernel, out_keep)
     return values
+
+
+def _expand(outer, stride: int, inner) -> np.ndarray:
+    """Flat indices outer * stride + inner; -1 (a padding channel) in either stays -1."""
+    outer, inner = np.asarray(outer)[:, None], np.asarray(inner)[None, :]
+    return np.where((outer < 0) | (inner < 0), -1, outer * stride + inner).ravel()
 
 
 def remove_channels(model, removals: dict[str, list[int]], merges: list[Merge] = ()):
@@ -282,6 +297,36 @@ def remove_channels(model, removals: dict[str, list[int]], merges: list[Merge] =
     weights = {layer.name: [np.array(w) for w in layer.get_weights()] for layer in model.layers}
     for merge in merges:
         _apply_merge(weights, model, graph, merge)
+    return _rebuild(model, graph, keep, weights)
+
+
+def pad_channels(model, multiple: int = 8):
+    """The same function with every prunable convolution group's width rounded up to a multiple of
+    `multiple` by all-zero channels, or `model` itself when all widths already are.
+
+    Runtimes with blocked channel layouts (ONNX Runtime's NCHWc kernels) take slow paths on other
+    widths: a mini_xception at 0.9 width (7/14/29/58/115 channels, 17 % fewer parameters) ran 2.9x slower
+    than at full width (8/16/32/64/128).
+    """
+    if multiple < 1:
+        raise ValueError(f"channel multiple must be >= 1, got {multiple}")
+    graph = channel_graph(model)
+    keep = {group.name: np.concatenate([np.arange(group.width), -np.ones(-group.width % multiple, int)])
+            for group in graph.groups.values()
+            if not group.fixed and group.producers and group.width % multiple and _convolutional(model, group)}
+    if not keep:
+        return model
+    weights = {layer.name: [np.array(w) for w in layer.get_weights()] for layer in model.layers}
+    return _rebuild(model, graph, keep, weights)
+
+
+def _convolutional(model, group: ChannelGroup) -> bool:
+    return all(type(model.get_layer(name)).__name__ != "Dense" for name in group.producers)
+
+
+def _rebuild(model, graph: ChannelGraph, keep: dict[str, np.ndarray], weights: dict[str, list[np.ndarray]]):
+    """A copy of `model` whose groups have the channels keep[group] (-1: a new zero channel)."""
+    import keras
 
     config = copy.deepcopy(model.get_config())
     for entry in config["layers"]:

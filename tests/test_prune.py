@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edgefer.channels import Merge, channel_graph, remove_channels
+from edgefer.channels import Merge, channel_graph, pad_channels, remove_channels
 from edgefer.cli import app
 from edgefer.models import build_model
 from edgefer.pruning import PruneConfig, kernel_importance, propose_angle, propose_kernel, propose_zero, run_prune
@@ -51,6 +51,27 @@ def test_removing_dead_channels_is_exact_and_shrinks_the_model():
     assert pruned.count_params() == model.count_params() - (9 + 4 + 9 * 8) - (32 + 4 + 16 + 4 + 9 + 64 + 64)
     np.testing.assert_allclose(pruned.predict(_inputs(faces), verbose=0), model.predict(_inputs(faces), verbose=0),
                                atol=1e-5)
+
+
+def test_zero_channels_round_pruned_widths_up_without_changing_outputs():
+    model = build_model("mini_xception")
+    rng = np.random.default_rng(1)
+    for layer in model.layers:  # non-trivial batch-norm statistics, so padding has something to get wrong
+        if type(layer).__name__ == "BatchNormalization":
+            shape = layer.get_weights()[0].shape
+            layer.set_weights([rng.normal(1, 0.2, shape), rng.normal(0, 0.2, shape), rng.normal(0, 0.2, shape),
+                               rng.uniform(0.5, 2.0, shape)])
+    pruned = remove_channels(model, {"stem_conv1": [2], "block2_sepconv2": [5, 9], "block3_sepconv1": [0]})
+    padded = pad_channels(pruned, 8)
+    widths = {group.name: group.width for group in channel_graph(padded).prunable()}
+    assert (widths["stem_conv1"], widths["block2_sepconv2"], widths["block3_sepconv1"]) == (8, 32, 64)
+    assert all(width % 8 == 0 for width in widths.values())
+    assert padded.count_params() > pruned.count_params()
+    faces = _inputs(_faces())
+    np.testing.assert_allclose(padded.predict(faces, verbose=0), pruned.predict(faces, verbose=0), atol=1e-6)
+    assert pad_channels(model, 8) is model  # already multiples of 8: nothing to do
+    with pytest.raises(ValueError, match="channel multiple must be >= 1, got 0"):
+        pad_channels(model, 0)
 
 
 def test_merging_parallel_units_preserves_outputs():
@@ -112,10 +133,18 @@ def test_prune_run_shrinks_a_trained_model_that_still_exports(trained_model, fer
     assert result.summary["parameters"]["after"] == kept[-1].parameters
 
     with pytest.warns(UserWarning, match="calibrating int8 on 100 images"):
-        rows, _ = export_model(result.model_path, tmp_path / "export", ["int8"], str(fer_csv),
+        rows, _ = export_model(result.model_path, tmp_path / "export", ["int8", "onnx"], str(fer_csv),
                                     calibration=100, limit=300, threshold=5.0, log=lambda *_: None)
-    assert rows[-1].status == "ok"
-    classifier = load_classifier(rows[-1].file)
+    assert [row.status for row in rows if row.format in ("int8", "onnx")] == ["ok", "ok"]
+    import onnx
+
+    onnx_row = next(row for row in rows if row.format == "onnx")
+    assert onnx_row.top1_agreement == 1.0  # zero channels padded in for ONNX Runtime change no prediction
+    convs = [node for node in onnx.load(onnx_row.file).graph.node if node.op_type == "Conv"]
+    initializers = {init.name: init.dims for init in onnx.load(onnx_row.file).graph.initializer}
+    widths = [initializers[node.input[1]][0] for node in convs if node.input[1] in initializers]
+    assert widths and all(width % 8 == 0 or width == 7 for width in widths), widths  # 7: the class head
+    classifier = load_classifier(next(row for row in rows if row.format == "int8").file)
     probabilities = classifier.predict(_faces(5))
     assert probabilities.shape == (5, 7)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=0.02)

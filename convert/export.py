@@ -215,8 +215,8 @@ def _keras_timing(model_path: Path, images: np.ndarray) -> tuple[float, float]:
 def _write_onnx(model, size, target, metadata) -> None:
     from convert.to_onnx import convert_onnx
 
-    onnx_bytes = convert_onnx(pad_channels(model, ONNX_CHANNEL_MULTIPLE), (size, size, 1), {"edgefer": json.dumps(metadata)})
-    _write_file(target, onnx_bytes, metadata)
+    padded = pad_channels(model, ONNX_CHANNEL_MULTIPLE)
+    _write_file(target, convert_onnx(padded, (size, size, 1), {"edgefer": json.dumps(metadata)}), metadata)
 
 
 def _write_onnx_int8(model, size, target, metadata, calibration_set, out_dir, stem) -> None:

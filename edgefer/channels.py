@@ -301,12 +301,13 @@ def remove_channels(model, removals: dict[str, list[int]], merges: list[Merge] =
 
 
 def pad_channels(model, multiple: int = 8):
-    """The same function with every prunable convolution group's width rounded up to a multiple of
-    `multiple` by all-zero channels, or `model` itself when all widths already are.
+    """The same function with the width of every convolution group that is not fixed (see the module
+    docstring) rounded up to a multiple of `multiple` by all-zero channels, or `model` itself when all
+    widths already are.
 
     Runtimes with blocked channel layouts (ONNX Runtime's NCHWc kernels) take slow paths on other
-    widths: a mini_xception at 0.9 width (7/14/29/58/115 channels, 17 % fewer parameters) ran 2.9x slower
-    than at full width (8/16/32/64/128).
+    widths: a mini_xception at 0.9 width (7/14/29/58/115 channels, 17 % fewer parameters) ran 3x slower
+    than at full width (8/16/32/64/128) in ONNX Runtime; benchmarks/onnx_widths.py.
     """
     if multiple < 1:
         raise ValueError(f"channel multiple must be >= 1, got {multiple}")

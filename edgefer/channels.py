@@ -294,7 +294,7 @@ def remove_channels(model, removals: dict[str, list[int]], merges: list[Merge] =
             raise ValueError(f"cannot remove all {group.width} channels of group {name!r}")
         keep[name] = np.array([c for c in range(group.width) if c not in drop])
 
-    weights = {layer.name: [np.array(w) for w in layer.get_weights()] for layer in model.layers}
+    weights = _layer_weights(model)
     for merge in merges:
         _apply_merge(weights, model, graph, merge)
     return _rebuild(model, graph, keep, weights)
@@ -317,8 +317,12 @@ def pad_channels(model, multiple: int = 8):
             if not group.fixed and group.producers and group.width % multiple and _convolutional(model, group)}
     if not keep:
         return model
-    weights = {layer.name: [np.array(w) for w in layer.get_weights()] for layer in model.layers}
-    return _rebuild(model, graph, keep, weights)
+    return _rebuild(model, graph, keep, _layer_weights(model))
+
+
+def _layer_weights(model) -> dict[str, list[np.ndarray]]:
+    """Writable copies of every layer's weights, by layer name."""
+    return {layer.name: [np.array(w) for w in layer.get_weights()] for layer in model.layers}
 
 
 def _convolutional(model, group: ChannelGroup) -> bool:

@@ -27,6 +27,10 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+TTA_SHIFT_HELP = ("With TTA, also average over both views moved this many pixels left/right/up/down "
+                  "(10 views, 10x classify cost; implies --tta).")
+
+
 def _known_errors():
     from edgefer.data import DataError
 
@@ -130,6 +134,7 @@ def evaluate(
     data: str = typer.Option(..., help=DATA_HELP),
     split: str = typer.Option("PublicTest", help="CSV Usage value, or train/val/test of an image folder."),
     tta: bool = typer.Option(False, help="Average the prediction with that of the mirrored face."),
+    tta_shift: int = typer.Option(0, min=0, help=TTA_SHIFT_HELP),
     limit: Optional[int] = typer.Option(None, help="Evaluate at most this many images."),
     skip_bad: bool = typer.Option(False, help="Skip malformed rows/images instead of failing."),
     threads: Optional[int] = typer.Option(None, help="Inference threads (default: the runtime's)."),
@@ -141,7 +146,7 @@ def evaluate(
 
     try:
         report = evaluate_model(model, data, split, tta=tta, limit=limit, skip_bad=skip_bad,
-                                threads=threads, out_dir=out, seed=seed)
+                                threads=threads, out_dir=out, seed=seed, tta_shift=tta_shift)
     except _known_errors() as error:
         fail(str(error))
     typer.echo(report.text)
@@ -191,6 +196,7 @@ def run(
     margin: Optional[float] = typer.Option(None, help="Enlarge each face box by this fraction before cropping."),
     resolution: Optional[str] = typer.Option(None, help="Camera capture size WxH, e.g. 640x480."),
     tta: bool = typer.Option(False, help="Average each face's prediction with its mirror image (2x classify cost)."),
+    tta_shift: Optional[int] = typer.Option(None, min=0, help=TTA_SHIFT_HELP),
     max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames."),
     save: Optional[str] = typer.Option(None, help="Annotated video (.mp4/.avi), or a folder for annotated images."),
     json_out: Optional[str] = typer.Option(None, "--json", help="JSON Lines per frame (flushed every frame)."),
@@ -206,7 +212,8 @@ def run(
         profile = load_profile(device) if device else {}
         options = {k: v for k, v in dict(
             model=model, detector=detector, min_face_size=min_face_size, detect_every=detect_every,
-            smoothing=smoothing, threads=threads, margin=margin, tta=tta or None).items() if v is not None}
+            smoothing=smoothing, threads=threads, margin=margin, tta=tta or None,
+            tta_shift=tta_shift).items() if v is not None}
         size = resolution or profile.get("resolution")
         config = live.RunConfig(
             source=_run_source(camera, source), max_frames=max_frames, save=save, json_path=json_out,

@@ -74,10 +74,12 @@ class Classifier:
             return np.zeros((0, len(self.info.class_names)), np.float32)
         return self._run(faces.astype(np.uint8, copy=False)[..., None])
 
-    def predict_tta(self, faces: np.ndarray) -> np.ndarray:
-        """Average over the face and its mirror image (test-time augmentation)."""
+    def predict_tta(self, faces: np.ndarray, shift: int = 0) -> np.ndarray:
+        """Test-time augmentation: the mean prediction over the face and its mirror image, and with
+        `shift` > 0 also over both moved `shift` pixels left, right, up and down (10 views)."""
         faces = np.asarray(faces)
-        return (self.predict(faces) + self.predict(faces[..., ::-1])) / 2
+        views = tta_views(faces[None] if faces.ndim == 2 else faces, shift)
+        return np.mean([self.predict(view) for view in views], axis=0)
 
     def scaled(self, faces_u8: np.ndarray) -> np.ndarray:
         return faces_u8.astype(np.float32) * self.info.input_scale + self.info.input_offset
@@ -87,6 +89,26 @@ class Classifier:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path}, backend={self.backend})"
+
+
+def tta_views(faces: np.ndarray, shift: int = 0) -> list[np.ndarray]:
+    """The views `predict_tta` averages over: (N, S, S[, 1]) faces, their mirror images and, for
+    `shift` > 0, both translated by `shift` pixels in each of four directions with the border repeated."""
+    if shift < 0:
+        raise ValueError(f"TTA shift must be >= 0 pixels, got {shift}")
+    mirrored = faces[:, :, ::-1]
+    offsets = [(0, 0)] + ([(shift, 0), (-shift, 0), (0, shift), (0, -shift)] if shift else [])
+    return [translate(view, dy, dx) for view in (faces, mirrored) for dy, dx in offsets]
+
+
+def translate(faces: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Move (N, H, W[, C]) images by (dy, dx) pixels, repeating the edge row/column into the gap."""
+    if dy == 0 and dx == 0:
+        return faces
+    height, width = faces.shape[1:3]
+    rows = np.clip(np.arange(height) - dy, 0, height - 1)
+    cols = np.clip(np.arange(width) - dx, 0, width - 1)
+    return faces[:, rows][:, :, cols]
 
 
 class KerasClassifier(Classifier):

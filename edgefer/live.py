@@ -41,6 +41,7 @@ class RunConfig:
     threads: int = 1
     margin: float = 0.0
     tta: bool = False              # average each face with its mirror image
+    tta_shift: int = 0             # also with both moved this many pixels four ways (10 views; implies tta)
     max_frames: int | None = None
     save: str | None = None        # annotated video (.mp4/.avi) or a folder for images
     json_path: str | None = None
@@ -324,7 +325,10 @@ def _classify(frame, detections, classifier, tracks, config, names) -> list[dict
     gray = to_gray(frame)
     size = classifier.info.input_size
     crops = np.stack([crop_face(gray, d, size, config.margin) for d in detections])
-    probabilities = classifier.predict_tta(crops) if config.tta else classifier.predict(crops)
+    if config.tta or config.tta_shift:
+        probabilities = classifier.predict_tta(crops, shift=config.tta_shift)
+    else:
+        probabilities = classifier.predict(crops)
     ids, probabilities = tracks.update(detections, probabilities)
     return [
         {"id": track, "box": d.box, "score": round(d.score, 4), "emotion": names[int(np.argmax(p))],

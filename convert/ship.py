@@ -56,7 +56,7 @@ def _copy_run_records(run_dir: Path, destination: Path, split: str) -> None:
 def ship(run_dir: str | os.PathLike, data: str, command: str | list[str], target: Path = DEFAULT_KERAS_MODEL,
          reports: Path = REPORTS, trained_on: str | None = None) -> dict:
     """Copy a run's deployable model into the package with its card; `trained_on` describes the training
-    machine of runs whose metrics.json predates the recorded one."""
+    machine of runs (or of their earlier stages) whose metrics.json predates the recorded one."""
     import keras
 
     run_dir = Path(run_dir)
@@ -75,8 +75,7 @@ def ship(run_dir: str | os.PathLike, data: str, command: str | list[str], target
         "trained_by": command, "recipe": args, "stages": lineage(run_dir),
         "data": {"file": Path(data).name, "sha256": file_sha256(data), "train_split": args["train_split"],
                  "selected_on": split},
-        "date": time.strftime("%Y-%m-%d"), "hardware": {
-            "training": metrics.get("machine") or trained_on or "not recorded", "evaluation": machine_description()},
+        "date": time.strftime("%Y-%m-%d"), "hardware": _hardware(metrics.get("machine"), trained_on),
         "training": {"epochs": state["epoch"], "best_epoch": state["best_epoch"],
                      "train_seconds": metrics["train_seconds"], "images_per_second": metrics["train_images_per_second"],
                      "keras_backend": metrics["keras_backend"]},
@@ -89,6 +88,15 @@ def ship(run_dir: str | os.PathLike, data: str, command: str | list[str], target
         if stage["run"]:
             _copy_run_records(Path(stage["file"]).parent.parent, reports / "stages" / stage["run"], split)
     return card
+
+
+def _hardware(recorded: dict | None, trained_on: str | None) -> dict:
+    """The run's recorded training machine; `trained_on` describes it when not recorded, or else the
+    machine of the earlier stages (--weights) that did not record theirs."""
+    hardware = {"training": recorded or trained_on or "not recorded", "evaluation": machine_description()}
+    if recorded and trained_on:
+        hardware["earlier_stages"] = trained_on
+    return hardware
 
 
 def _same_weights(path: Path, model) -> bool:
@@ -113,7 +121,7 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--command", action="append", default=[],
                         help="an `edgefer train` command that produced the model; repeat for each stage, in order")
-    parser.add_argument("--trained-on", help="the training machine, for runs that did not record it")
+    parser.add_argument("--trained-on", help="the training machine, for runs (or their earlier stages) that did not record it")
     parser.add_argument("--no-export", action="store_true")
     args = parser.parse_args()
     card = ship(args.run_dir, args.data, args.command, trained_on=args.trained_on)

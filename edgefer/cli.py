@@ -57,6 +57,11 @@ def train(
     distill_weight: Optional[float] = typer.Option(None, help="Share of the teacher's softened probabilities in the target (default 0.5)."),
     distill_temperature: Optional[float] = typer.Option(None, help="Temperature that softens the teacher's probabilities (default 2)."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Train without augmentation."),
+    rotation: Optional[float] = typer.Option(None, min=0, help="Augmentation: largest random rotation, degrees (recipe default 10)."),
+    shift: Optional[float] = typer.Option(None, min=0, max=0.5, help="Augmentation: largest random shift, fraction of the size (default 0.1)."),
+    zoom: Optional[float] = typer.Option(None, min=0, max=0.5, help="Augmentation: largest random zoom in or out, fraction (default 0.1)."),
+    flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", help="Augmentation: random horizontal flips (default on)."),
+    clean_epochs: Optional[int] = typer.Option(None, help="Train the last N epochs without augmentation (like Ultralytics' close_mosaic); default 0."),
     balance_classes: bool = typer.Option(False, help="Weight samples by inverse class frequency."),
     patience: Optional[int] = typer.Option(None, help="Early-stopping patience in epochs (validation accuracy)."),
     precise_bn: bool = typer.Option(True, help="Recompute batch-norm statistics before each validation."),
@@ -72,7 +77,7 @@ def train(
     skip_bad: bool = typer.Option(False, help="Skip malformed rows/images and report how many, instead of failing."),
     name: str = typer.Option("", help="Run name (default: the model name); runs/train/<name>[N]."),
     project: str = typer.Option("runs/train", help="Folder that holds the run directories."),
-    resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory from its last checkpoint."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory from its last checkpoint (--epochs and --clean-epochs may change)."),
     quiet: bool = typer.Option(False, help="One line per epoch instead of a progress bar."),
 ):
     """Train a model; writes runs/train/<name>/ with weights, history, metrics and plots."""
@@ -81,7 +86,8 @@ def train(
     verbose = 2 if quiet or not sys.stdout.isatty() else 1
     try:
         if resume is not None:
-            result = training.resume(resume, log=typer.echo, verbose=verbose, epochs=epochs)
+            result = training.resume(resume, log=typer.echo, verbose=verbose, epochs=epochs,
+                                     clean_epochs=clean_epochs)
             _print_train_results([result])
             return
         if not data:
@@ -96,7 +102,7 @@ def train(
                 recipe, model=model_name, data=data, epochs=epochs, batch_size=batch_size, lr=lr,
                 schedule=schedule, cycle_epochs=cycle_epochs, l2=l2, width=width, dropout=dropout, label_smoothing=label_smoothing, patience=patience,
                 init_weights=weights, teacher=teacher or None, distill_weight=distill_weight, distill_temperature=distill_temperature,
-                precise_bn=precise_bn, swa_start=swa_start, seed=seed, input_size=input_size, train_split=train_split,
+                precise_bn=precise_bn, swa_start=swa_start, clean_epochs=clean_epochs, seed=seed, input_size=input_size, train_split=train_split,
                 val_split=val_split, test_split=test_split, val_fraction=val_fraction,
                 test_fraction=test_fraction, limit=limit, skip_bad=skip_bad,
                 name=name if name and len(names) == 1 else (f"{name}_{model_name}" if name else ""),
@@ -104,10 +110,8 @@ def train(
             )
             if no_augment:
                 config.augment = NO_AUGMENT
-            if mixup is not None:
-                import dataclasses
-
-                config.augment = dataclasses.replace(config.augment, mixup_alpha=mixup)
+            config.augment = _augment_overrides(config.augment, rotation_degrees=rotation, shift=shift,
+                                                zoom=zoom, horizontal_flip=flip, mixup_alpha=mixup)
             typer.echo(f"training {model_name} with recipe {recipe!r}")
             results.append(training.train(config, log=typer.echo, verbose=verbose))
         _print_train_results(results)
@@ -116,6 +120,13 @@ def train(
     except KeyboardInterrupt:
         fail("interrupted: the last finished epoch is checkpointed; continue with edgefer train --resume RUN_DIR",
              code=130)
+
+
+def _augment_overrides(augment, **values):
+    """The recipe's augmentation with the options given on the command line (None: keep)."""
+    import dataclasses
+
+    return dataclasses.replace(augment, **{k: v for k, v in values.items() if v is not None})
 
 
 def _print_train_results(results) -> None:

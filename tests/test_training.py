@@ -91,6 +91,39 @@ def test_interrupted_run_resumes_from_last_checkpoint(fer_csv, tmp_path):
     assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3"]
 
 
+def test_clean_epochs_train_the_tail_without_augmentation(fer_csv, tmp_path, monkeypatch):
+    """--clean-epochs 1 of 3: epochs 1-2 augmented, epoch 3 plain, also when a resume adds the clean tail."""
+    from edgefer import training
+    from edgefer.pipeline import NO_AUGMENT, AugmentConfig
+
+    config = config_from_recipe("quick", data=str(fer_csv), limit=320, epochs=3, batch_size=64, clean_epochs=1,
+                                augment=AugmentConfig(), project=str(tmp_path), name="clean")
+    assert training.training_phases(config) == [(2, AugmentConfig()), (3, NO_AUGMENT)]
+    assert training.training_phases(dataclasses.replace(config, clean_epochs=0)) == [(3, AugmentConfig())]
+    assert training.training_phases(dataclasses.replace(config, clean_epochs=9)) == [(0, AugmentConfig()), (3, NO_AUGMENT)]
+    built, real = [], training.make_train_dataset
+
+    def spy(images, labels, batch_size, augment, *args):  # records what each phase trains on
+        built.append(augment)
+        return real(images, labels, batch_size, augment, *args)
+
+    monkeypatch.setattr(training, "make_train_dataset", spy)
+
+    def interrupt(row, improved):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # started without a clean tail; the resume adds it
+        train(dataclasses.replace(config, clean_epochs=0), verbose=0, log=lambda *_: None, on_epoch=interrupt)
+    logs = []
+    resume(tmp_path / "clean", verbose=0, log=logs.append, clean_epochs=1)
+    assert built == [AugmentConfig(), AugmentConfig(), NO_AUGMENT]
+    assert "epochs 3-3 without augmentation (--clean-epochs 1)" in logs
+    assert json.loads((tmp_path / "clean" / "args.json").read_text())["clean_epochs"] == 1
+    with pytest.raises(ValueError, match="--clean-epochs -1: expected"):
+        config_from_recipe("best", data="x.csv", clean_epochs=-1)
+
+
 def test_training_can_start_from_a_trained_models_weights(trained_model, fer_csv, fer_val, tmp_path):
     """--weights: a second schedule starts where the first model ended, not from random weights."""
     from edgefer.models import build_model, load_face_model
@@ -182,6 +215,18 @@ def test_config_round_trip_and_bad_options(fer_csv):
     assert bad.exit_code == 2 and "did you mean 'vgg'" in bad.output
     missing = runner.invoke(app, ["train", "--data", "nowhere.csv"])
     assert missing.exit_code == 2 and "nowhere.csv: file not found" in missing.output
+
+
+def test_augmentation_options_override_the_recipe(fer_csv, tmp_path):
+    """`--no-augment --flip` is flip-only; single options change one field of the recipe's augmentation."""
+    common = ["train", "--data", str(fer_csv), "--limit", "256", "--epochs", "1", "--project", str(tmp_path), "--quiet"]
+    result = runner.invoke(app, [*common, "--recipe", "best", "--no-augment", "--flip", "--rotation", "5",
+                                 "--name", "flip"])
+    assert result.exit_code == 0, result.output
+    augment = json.loads((tmp_path / "flip" / "args.json").read_text())["augment"]
+    assert augment == {"rotation_degrees": 5.0, "shift": 0.0, "zoom": 0.0, "horizontal_flip": True, "mixup_alpha": 0.0}
+    bad = runner.invoke(app, [*common, "--shift", "0.9"])
+    assert bad.exit_code == 2 and "Invalid value for '--shift'" in bad.output
 
 
 def test_trains_on_jax_without_tensorflow(fer_csv, tmp_path):

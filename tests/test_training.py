@@ -238,10 +238,10 @@ def test_trains_on_jax_without_tensorflow(fer_csv, tmp_path):
         "os.environ['KERAS_BACKEND'] = 'jax'\n"
         "from edgefer.pipeline import AugmentConfig\n"
         "from edgefer.training import config_from_recipe, train\n"
-        f"c = config_from_recipe('quick', data={str(fer_csv)!r}, limit=300, epochs=1, batch_size=32, "
-        f"project={str(tmp_path)!r}, name='jax', augment=AugmentConfig())\n"
-        "r = train(c, verbose=0, log=lambda *_: None)\n"
-        "import keras; assert keras.backend.backend() == 'jax'\n"
+        f"c = config_from_recipe('quick', data={str(fer_csv)!r}, limit=300, epochs=2, batch_size=32, "
+        f"project={str(tmp_path)!r}, name='jax', augment=AugmentConfig(), clean_epochs=1)\n"
+        "r = train(c, verbose=0, log=print)\n"  # epoch 1 augmented (worker threads), epoch 2 plain
+        "import keras; assert keras.backend.backend() == 'jax' and r.epochs_run == 2\n"
         "print(r.metrics['PublicTest']['samples'])\n"
     )
     import subprocess
@@ -250,4 +250,5 @@ def test_trains_on_jax_without_tensorflow(fer_csv, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("300")
+    assert "epochs 2-2 without augmentation (--clean-epochs 1)" in done.stdout
     assert json.loads((tmp_path / "jax" / "metrics.json").read_text())["keras_backend"] == "jax"

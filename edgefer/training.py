@@ -335,6 +335,19 @@ def _epoch_end_callback(config, run_dir, state, val, calibration, steps, on_epoc
     return EpochEnd()
 
 
+def _run_progress(config: TrainConfig):
+    """Keras' progress printer, counting "Epoch N/total" against the whole run rather than the phase that
+    one fit() call trains (the augmented phase of a --clean-epochs run ends before the run does)."""
+    import keras
+
+    class RunProgress(keras.callbacks.ProgbarLogger):
+        def set_params(self, params):
+            super().set_params(params)
+            self.epochs = config.epochs
+
+    return RunProgress()
+
+
 def _folds_into_average(config: TrainConfig, epoch: int) -> bool:
     """Whether the weights after `epoch` (1-based) join the average: every epoch from swa_start on, or
     under the cyclic schedule only at the end of each cycle, where the rate is lowest."""
@@ -504,8 +517,8 @@ def _fit(config: TrainConfig, run_dir: Path, state: LoopState, log, on_epoch, ve
             log(f"epochs {state.epoch + 1}-{end} without augmentation (--clean-epochs {config.clean_epochs})")
         dataset = make_train_dataset(train_set.images, train_set.labels, config.batch_size,
                                      augment, config.seed + state.epoch, weights, targets)
-        model.fit(dataset, epochs=end, initial_epoch=state.epoch, callbacks=[callback], shuffle=False,
-                  verbose=verbose)
+        model.fit(dataset, epochs=end, initial_epoch=state.epoch, callbacks=[callback, _run_progress(config)],
+                  shuffle=False, verbose=verbose)
     return _finish(config, run_dir, state, val_set, test_set, log)
 
 

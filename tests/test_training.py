@@ -91,7 +91,7 @@ def test_interrupted_run_resumes_from_last_checkpoint(fer_csv, tmp_path):
     assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3"]
 
 
-def test_clean_epochs_train_the_tail_without_augmentation(fer_csv, tmp_path, monkeypatch):
+def test_clean_epochs_train_the_tail_without_augmentation(fer_csv, tmp_path, monkeypatch, capsys):
     """--clean-epochs 1 of 3: epochs 1-2 augmented, epoch 3 plain, also when a resume adds the clean tail."""
     from edgefer import training
     from edgefer.pipeline import NO_AUGMENT, AugmentConfig
@@ -116,7 +116,10 @@ def test_clean_epochs_train_the_tail_without_augmentation(fer_csv, tmp_path, mon
     with pytest.raises(KeyboardInterrupt):  # started without a clean tail; the resume adds it
         train(dataclasses.replace(config, clean_epochs=0), verbose=0, log=lambda *_: None, on_epoch=interrupt)
     logs = []
-    resume(tmp_path / "clean", verbose=0, log=logs.append, clean_epochs=1)
+    capsys.readouterr()
+    resume(tmp_path / "clean", verbose=2, log=logs.append, clean_epochs=1)
+    printed = capsys.readouterr().out
+    assert "Epoch 2/3" in printed and "Epoch 3/3" in printed and "Epoch 2/2" not in printed  # counts the run
     assert built == [AugmentConfig(), AugmentConfig(), NO_AUGMENT]
     assert "epochs 3-3 without augmentation (--clean-epochs 1)" in logs
     assert json.loads((tmp_path / "clean" / "args.json").read_text())["clean_epochs"] == 1

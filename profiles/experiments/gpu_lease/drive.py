@@ -2,6 +2,8 @@
 
 Usage: drive.py auto PHASE1_S PHASE2_S (what ran: time a trial, fit the epochs, run both phases)
      | calibrate EPOCHS | pipeline VGG WIDE LONG SCRATCH (epochs) [-- extra train options]
+     | seeds EPOCHS CLEAN SEED... (from-scratch `best` runs with a clean tail and SWA over its last
+       3 x CLEAN epochs, one per seed, concurrently; 3 jobs ran at 3.6 s per epoch each)
 """
 import subprocess, sys, time
 
@@ -84,4 +86,8 @@ elif mode == "pipeline":
     scratch = launch("distil_scratch_gpu", "--recipe", "best", "--distill-weight", "0.7", "--epochs", scratch_epochs,
                      *teachers)
     wait(warm, scratch, long)
+elif mode == "seeds":
+    epochs, clean, seeds = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+    wait(*[launch(f"long_s{seed}", "--recipe", "best", "--epochs", str(epochs), "--clean-epochs", str(clean),
+                  "--swa-start", str(epochs - 3 * clean), "--seed", seed) for seed in seeds])
 print(time.strftime("%H:%M:%S"), "done", flush=True)

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 import edgefer
+from convert.input_grid import FLOAT_OFFSET, INPUT_SCALE, int8_input_model, scale_for_input
 from edgefer.channels import pad_channels
-from edgefer.data import DataSpec, file_sha256, is_csv, load_split, scale_to_unit_range
+from edgefer.data import DataSpec, file_sha256, is_csv, load_split
 from edgefer.files import atomic_path, write_json, write_text
 from edgefer.inference import ModelInfo, load_classifier, sidecar_path
 from edgefer.labels import CLASS_NAMES
@@ -84,20 +85,21 @@ def _load_keras(model_path: Path):
         raise ExportError(str(error)) from None
 
 
-def model_metadata(model, model_path: Path, fmt: str) -> dict:
+def model_metadata(model, model_path: Path, fmt: str, input_offset: float = FLOAT_OFFSET) -> dict:
     base = ModelInfo.for_model(model_path)
     return {
         "name": model.name, "version": base.version or edgefer.__version__,
         "format": fmt, "class_names": list(CLASS_NAMES), "input_size": int(model.input_shape[1]),
-        "channels": 1, "input_scale": 1 / 127.5, "input_offset": -1.0,
-        "input": "grayscale face, pixel * input_scale + input_offset (i.e. [-1, 1]); "
+        "channels": 1, "input_scale": INPUT_SCALE, "input_offset": input_offset,
+        "input": "grayscale face, pixel * input_scale + input_offset (about [-1, 1]); "
                  "int8 models quantise that with the input tensor's scale and zero point",
         "source_model": model_path.name, "source_sha256": file_sha256(model_path),
         "edgefer_version": edgefer.__version__,
     }
 
 
-def _calibration_faces(data: str, count: int, seed: int, size: int) -> np.ndarray:
+def calibration_faces(data: str, count: int, seed: int, size: int) -> np.ndarray:
+    """`count` random training faces (uint8, N x size x size) to calibrate full-integer quantisation."""
     spec = DataSpec(data, seed=seed, size=size)
     faces = load_split(spec, "Training" if is_csv(data) else "train")
     if len(faces) < MIN_CALIBRATION:
@@ -110,7 +112,7 @@ def _calibration_faces(data: str, count: int, seed: int, size: int) -> np.ndarra
     if len(chosen) < RECOMMENDED_CALIBRATION:
         warnings.warn(f"calibrating int8 on {len(chosen)} images; {RECOMMENDED_CALIBRATION}+ recommended",
                       stacklevel=2)
-    return scale_to_unit_range(faces.images[chosen])[..., None]
+    return faces.images[chosen]
 
 
 def _write_file(target: Path, payload: bytes, metadata: dict) -> None:
@@ -159,9 +161,13 @@ def export_model(model_path, out_dir=None, formats=DEFAULT_FORMATS, data=None, s
     if not data:
         raise ExportError("--data is required to validate the exports (e.g. the FER-2013 CSV; PublicTest is used)")
     faces = load_split(DataSpec(str(data), seed=seed, limit=limit, size=size), split)
-    calibration_set = None
+    calibration_set, int8_model, int8_offset = None, model, FLOAT_OFFSET
     if any(f in INT8_FORMATS for f in formats):
-        calibration_set = _calibration_faces(str(calibration_data or data), calibration, seed, size)
+        int8_model, int8_offset = int8_input_model(model)
+        faces_u8 = calibration_faces(str(calibration_data or data), calibration, seed, size)
+        calibration_set = scale_for_input(faces_u8, int8_offset)
+        if int8_offset != FLOAT_OFFSET:
+            log("int8 input on the pixel grid: (pixel - 128) / 127.5, the 1/255 shift folded into the first layer")
 
     from edgefer.training import predict_probabilities
 
@@ -174,18 +180,23 @@ def export_model(model_path, out_dir=None, formats=DEFAULT_FORMATS, data=None, s
 
     from convert.to_tflite import convert_tflite, saved_model_dir
 
-    saved = saved_model_dir(model, (size, size, 1)) if any(FORMATS[f][1] == "tflite" for f in formats) else None
+    float_tflite = [f for f in formats if FORMATS[f][1] == "tflite" and f not in INT8_FORMATS]
+    saved = saved_model_dir(model, (size, size, 1)) if float_tflite else None
     for fmt in formats:
         target = out_dir / f"{stem}{FORMATS[fmt][0]}"
-        metadata = model_metadata(model, model_path, fmt)
+        source = int8_model if fmt in INT8_FORMATS else model
+        metadata = model_metadata(model, model_path, fmt, int8_offset if fmt in INT8_FORMATS else FLOAT_OFFSET)
         started = time.perf_counter()
         try:
-            if FORMATS[fmt][1] == "tflite":
-                _write_file(target, convert_tflite(saved, fmt, lambda: iter(calibration_set)), metadata)
+            if fmt == "int8":
+                blob = convert_tflite(saved_model_dir(source, (size, size, 1)), fmt, lambda: iter(calibration_set))
+                _write_file(target, blob, metadata)
+            elif FORMATS[fmt][1] == "tflite":
+                _write_file(target, convert_tflite(saved, fmt), metadata)
             elif fmt == "onnx":
-                _write_onnx(model, size, target, metadata)
+                _write_onnx(source, size, target, metadata)
             else:
-                _write_onnx_int8(model, size, target, metadata, calibration_set, out_dir, stem)
+                _write_onnx_int8(source, size, target, metadata, calibration_set, out_dir, stem)
         except Exception as error:  # a converter failure is reported in the table, not a crash
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             rows.append(ExportRow(fmt, str(target), f"error: {reason[:120]}", 0.0))

@@ -39,7 +39,9 @@ def test_exports_carry_their_metadata(exported):
             continue
         sidecar = json.loads(Path(row.file + ".json").read_text())
         assert sidecar["class_names"][3] == "happy" and sidecar["input_size"] == 48
-        assert sidecar["input_scale"] == pytest.approx(1 / 127.5) and sidecar["input_offset"] == -1.0
+        # int8 files read (pixel - 128) / 127.5: the pixel grid (convert/input_grid.py)
+        offset = -128 / 127.5 if row.format in ("int8", "onnx_int8") else -1.0
+        assert sidecar["input_scale"] == pytest.approx(1 / 127.5) and sidecar["input_offset"] == pytest.approx(offset)
     props = {p.key: p.value for p in onnx.load(rows["onnx"].file).metadata_props}
     assert json.loads(props["edgefer"])["name"] == "mini_xception"
 
@@ -101,3 +103,34 @@ def test_bad_export_input(trained_model, fer_csv, tmp_path):
         export_model(tmp_path / "rgb.keras", tmp_path, ["float32"], str(fer_csv))
     with pytest.raises(ExportError, match="at least 20"):
         export_model(trained_model, tmp_path, ["int8"], str(fer_csv), calibration=5, limit=50)
+
+
+def test_int8_input_lies_on_the_pixel_grid(exported):
+    """Quantising a face rounds nothing: the int8 input is pixel - 128 exactly (scale 2/255, zero point 0)."""
+    from edgefer.inference import load_classifier
+
+    model = load_classifier(exported[0]["int8"].file)
+    scale, zero = model.input["quantization"]
+    assert scale == pytest.approx(2 / 255) and zero == 0
+    pixels = np.arange(256, dtype=np.uint8)
+    assert np.array_equal(model._lut[pixels].astype(int), pixels.astype(int) - 128)
+
+
+def test_input_shift_folds_exactly_into_the_first_layer():
+    import keras
+
+    from convert.input_grid import fold_input_shift
+    from edgefer.models import build_model
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (4, 48, 48, 1)).astype(np.float32)
+    shift = 1 / 255
+    mini = build_model("mini_xception")
+    mini.set_weights([w + rng.normal(0, 0.1, w.shape).astype(w.dtype) for w in mini.get_weights()])  # BN stats too
+    biased = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Conv2D(4, 3, bias_initializer="ones"),
+                               keras.layers.ReLU(), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(7)])
+    for model in (mini, biased):  # valid-padded first conv: BN moving mean / conv bias absorb the shift
+        folded = fold_input_shift(model, shift)
+        assert np.abs(folded.predict(x, verbose=0) - model.predict(x + shift, verbose=0)).max() < 1e-5
+        assert np.abs(model.predict(x, verbose=0) - model.predict(x + shift, verbose=0)).max() > 1e-4
+    assert fold_input_shift(build_model("vgg"), shift) is None  # zero padding would see the shift at the border

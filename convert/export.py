@@ -184,8 +184,8 @@ def export_model(model_path, out_dir=None, formats=DEFAULT_FORMATS, data=None, s
     saved = saved_model_dir(model, (size, size, 1)) if float_tflite else None
     for fmt in formats:
         target = out_dir / f"{stem}{FORMATS[fmt][0]}"
-        source = int8_model if fmt in INT8_FORMATS else model
-        metadata = model_metadata(model, model_path, fmt, int8_offset if fmt in INT8_FORMATS else FLOAT_OFFSET)
+        source, offset = (int8_model, int8_offset) if fmt in INT8_FORMATS else (model, FLOAT_OFFSET)
+        metadata = model_metadata(model, model_path, fmt, offset)
         started = time.perf_counter()
         try:
             if fmt == "int8":

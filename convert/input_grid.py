@@ -18,9 +18,10 @@ from __future__ import annotations
 import numpy as np
 
 from edgefer.data import scale_to_unit_range
+from edgefer.inference import ModelInfo
 
-INPUT_SCALE = 1 / 127.5
-FLOAT_OFFSET = -1.0                # x = pixel * INPUT_SCALE + FLOAT_OFFSET, what the models train on
+INPUT_SCALE = ModelInfo.input_scale    # x = pixel * INPUT_SCALE + FLOAT_OFFSET, what the models train on
+FLOAT_OFFSET = ModelInfo.input_offset
 PIXEL_GRID_OFFSET = -128 / 127.5   # x' = (pixel - 128) / 127.5: integer levels on a 2/255 grid
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from convert.export import _write_file, _write_onnx_int8, calibration_faces, model_metadata
 from convert.input_grid import FLOAT_OFFSET, int8_input_model, scale_for_input
-from convert.to_tflite import convert_tflite, saved_model_dir
+from convert.to_tflite import keras_to_tflite
 from edgefer.data import DataSpec, load_split
 from edgefer.inference import load_classifier
 from edgefer.models import load_face_model
@@ -35,8 +35,7 @@ def export_int8(model_path: Path, source, offset: float, faces_u8: np.ndarray, f
     target = folder / ("model_int8.tflite" if fmt == "int8" else "model_int8.onnx")
     metadata = model_metadata(source, model_path, fmt, offset)
     if fmt == "int8":
-        _write_file(target, convert_tflite(saved_model_dir(source, (size, size, 1)), fmt, lambda: iter(calibration)),
-                    metadata)
+        _write_file(target, keras_to_tflite(source, (size, size, 1), fmt, lambda: iter(calibration)), metadata)
     else:
         _write_onnx_int8(source, size, target, metadata, calibration, folder, "model")
     return target

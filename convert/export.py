@@ -178,21 +178,17 @@ def export_model(model_path, out_dir=None, formats=DEFAULT_FORMATS, data=None, s
                       1.0, 0.0, keras_ms, keras_rate)]
     log(f"keras reference: accuracy {keras_accuracy:.4f} on {len(faces)} {split} faces")
 
-    from convert.to_tflite import convert_tflite, saved_model_dir
+    from convert.to_tflite import keras_to_tflite
 
-    float_tflite = [f for f in formats if FORMATS[f][1] == "tflite" and f not in INT8_FORMATS]
-    saved = saved_model_dir(model, (size, size, 1)) if float_tflite else None
     for fmt in formats:
         target = out_dir / f"{stem}{FORMATS[fmt][0]}"
         source, offset = (int8_model, int8_offset) if fmt in INT8_FORMATS else (model, FLOAT_OFFSET)
         metadata = model_metadata(model, model_path, fmt, offset)
         started = time.perf_counter()
         try:
-            if fmt == "int8":
-                blob = convert_tflite(saved_model_dir(source, (size, size, 1)), fmt, lambda: iter(calibration_set))
-                _write_file(target, blob, metadata)
-            elif FORMATS[fmt][1] == "tflite":
-                _write_file(target, convert_tflite(saved, fmt), metadata)
+            if FORMATS[fmt][1] == "tflite":
+                calibration = (lambda: iter(calibration_set)) if fmt in INT8_FORMATS else None
+                _write_file(target, keras_to_tflite(source, (size, size, 1), fmt, calibration), metadata)
             elif fmt == "onnx":
                 _write_onnx(source, size, target, metadata)
             else:

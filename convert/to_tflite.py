@@ -10,12 +10,21 @@ import numpy as np
 TFLITE_MODES = ("float32", "float16", "dynamic", "int8")
 
 
-def saved_model_dir(model, input_shape: tuple[int, ...]) -> str:
-    """Write the model's inference function as a SavedModel; returns its folder."""
+def keras_to_tflite(model, input_shape: tuple[int, ...], mode: str,
+                    calibration: Callable[[], Iterable[np.ndarray]] | None = None) -> bytes:
+    """mode: float32 | float16 (weights) | dynamic (int8 weights, float activations) | int8 (full integer).
+
+    The model's inference function goes through a SavedModel in a temporary folder that is removed afterwards.
+    """
+    with tempfile.TemporaryDirectory(prefix="edgefer_savedmodel_") as folder:
+        _write_saved_model(model, input_shape, folder)
+        return _convert_saved_model(folder, mode, calibration)
+
+
+def _write_saved_model(model, input_shape: tuple[int, ...], folder: str) -> None:
     import keras
     import tensorflow as tf
 
-    folder = tempfile.mkdtemp(prefix="edgefer_savedmodel_")
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
@@ -24,11 +33,9 @@ def saved_model_dir(model, input_shape: tuple[int, ...]) -> str:
         input_signature=[tf.TensorSpec((None, *input_shape), tf.float32, name="face")],
     )
     archive.write_out(folder, verbose=False)
-    return folder
 
 
-def convert_tflite(saved_model: str, mode: str, calibration: Callable[[], Iterable[np.ndarray]] | None = None) -> bytes:
-    """mode: float32 | float16 (weights) | dynamic (int8 weights, float activations) | int8 (full integer)."""
+def _convert_saved_model(saved_model: str, mode: str, calibration) -> bytes:
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)

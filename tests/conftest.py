@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -69,9 +70,15 @@ def exported(trained_model, fer_csv, tmp_path_factory):
     out = tmp_path_factory.mktemp("export")
     from convert.export import export_model
 
-    with pytest.warns(UserWarning, match="calibrating int8 on 100 images"):
-        rows, folder = export_model(trained_model, out, ["float32", "int8", "onnx", "onnx_int8"], str(fer_csv),
-                                    calibration=100, limit=600, threshold=2.5, log=lambda *_: None)
+    scratch = out / "scratch"  # the system temp folder for this export: it must be left empty
+    scratch.mkdir()
+    system_temp, tempfile.tempdir = tempfile.tempdir, str(scratch)
+    try:
+        with pytest.warns(UserWarning, match="calibrating int8 on 100 images"):
+            rows, folder = export_model(trained_model, out, ["float32", "int8", "onnx", "onnx_int8"], str(fer_csv),
+                                        calibration=100, limit=600, threshold=2.5, log=lambda *_: None)
+    finally:
+        tempfile.tempdir = system_temp
     return {row.format: row for row in rows}, folder
 
 

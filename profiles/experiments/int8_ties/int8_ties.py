@@ -13,7 +13,7 @@ import argparse
 import numpy as np
 
 from convert.export import calibration_faces
-from convert.to_tflite import convert_tflite, saved_model_dir
+from convert.to_tflite import keras_to_tflite
 from edgefer.data import read_fer_csv, scale_to_unit_range
 from edgefer.inference import litert_interpreter_class
 from edgefer.training import predict_probabilities
@@ -52,7 +52,7 @@ def main() -> None:
     print("| int8 graph ends at | accuracy | Δ vs Keras (points) | top-2 ties | accuracy with ties broken by Keras |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, cut in cuts.items():
-        blob = convert_tflite(saved_model_dir(cut, (48, 48, 1)), "int8", lambda: iter(calibration))
+        blob = keras_to_tflite(cut, (48, 48, 1), "int8", lambda: iter(calibration))
         scores = run_int8(blob, faces.images)
         top = np.sort(scores, 1)
         tied = np.where(top[:, -1] == top[:, -2])[0]

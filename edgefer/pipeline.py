@@ -48,10 +48,15 @@ def steps_per_epoch(samples: int, batch_size: int) -> int:
     return steps
 
 
-def make_train_dataset(images, labels, batch_size, augment: AugmentConfig, seed=0, weights=None, targets=None):
+def make_train_dataset(images, labels, batch_size, augment: AugmentConfig, seed=0, weights=None, targets=None,
+                       endless: bool = False):
     """Batches of (x in [-1, 1] float32 NHWC, y[, sample weight]), all exactly `batch_size`.
 
     y is the one-hot label, or the row of `targets` (N, classes) when given (distillation's soft targets).
+    `endless` (TensorFlow): repeat the epochs, each reshuffled and newly augmented, behind one iterator, for
+    `fit(steps_per_epoch=...)`. A fresh iterator per epoch costs more than the epoch's images: destroying
+    the last one waits for tf.data's autotuning thread, which on this machine idled the process for ~35 s
+    at half of the 42 s epochs.
     """
     import keras
 
@@ -62,11 +67,11 @@ def make_train_dataset(images, labels, batch_size, augment: AugmentConfig, seed=
     if targets.shape != (len(labels), NUM_CLASSES):
         raise ValueError(f"targets of shape {targets.shape}: expected ({len(labels)}, {NUM_CLASSES})")
     if keras.backend.backend() == "tensorflow":
-        return _tf_dataset(images, labels, targets, batch_size, augment, seed, weights)
+        return _tf_dataset(images, labels, targets, batch_size, augment, seed, weights, endless)
     return _py_batches(images, labels, targets, batch_size, augment, seed, weights)
 
 
-def _tf_dataset(images, labels, targets, batch_size, augment, seed, weights):
+def _tf_dataset(images, labels, targets, batch_size, augment, seed, weights, endless=False):
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32), targets))
@@ -75,6 +80,8 @@ def _tf_dataset(images, labels, targets, batch_size, augment, seed, weights):
     # one warp seed per batch, new every epoch, the same sequence for the same --seed
     batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     ds = tf.data.Dataset.zip(ds, batch_seeds)
+    if endless:
+        ds = ds.repeat()
     weight_table = tf.constant(weights) if weights is not None else None
 
     def warp(faces, batch_seed):

@@ -314,12 +314,13 @@ def keras_size_kb(model) -> float:
 def finetune(model, train: FaceSet, epochs: int, lr: float, batch_size: int, seed: int):
     import keras
 
-    from edgefer.pipeline import AugmentConfig, make_train_dataset
+    from edgefer.pipeline import AugmentConfig, make_train_dataset, steps_per_epoch
 
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=keras.losses.CategoricalCrossentropy(),
                   metrics=["accuracy"])
-    dataset = make_train_dataset(train.images, train.labels, batch_size, AugmentConfig(), seed)
-    model.fit(dataset, epochs=epochs, verbose=0, shuffle=False)
+    dataset = make_train_dataset(train.images, train.labels, batch_size, AugmentConfig(), seed, endless=True)
+    model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch(len(train), batch_size), verbose=0,
+              shuffle=False)
     # a fresh copy without the optimizer: saved files hold weights only, as a trained model.keras does
     plain = keras.Model.from_config(model.get_config())
     plain.set_weights(model.get_weights())

@@ -516,9 +516,9 @@ def _fit(config: TrainConfig, run_dir: Path, state: LoopState, log, on_epoch, ve
         if augment is NO_AUGMENT and config.augment != NO_AUGMENT:
             log(f"epochs {state.epoch + 1}-{end} without augmentation (--clean-epochs {config.clean_epochs})")
         dataset = make_train_dataset(train_set.images, train_set.labels, config.batch_size,
-                                     augment, config.seed + state.epoch, weights, targets)
-        model.fit(dataset, epochs=end, initial_epoch=state.epoch, callbacks=[callback, _run_progress(config)],
-                  shuffle=False, verbose=verbose)
+                                     augment, config.seed + state.epoch, weights, targets, endless=True)
+        model.fit(dataset, epochs=end, initial_epoch=state.epoch, steps_per_epoch=steps,
+                  callbacks=[callback, _run_progress(config)], shuffle=False, verbose=verbose)
     return _finish(config, run_dir, state, val_set, test_set, log)
 
 

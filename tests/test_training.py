@@ -103,9 +103,9 @@ def test_clean_epochs_train_the_tail_without_augmentation(fer_csv, tmp_path, mon
     assert training.training_phases(dataclasses.replace(config, clean_epochs=9)) == [(0, AugmentConfig()), (3, NO_AUGMENT)]
     built, real = [], training.make_train_dataset
 
-    def spy(images, labels, batch_size, augment, *args):  # records what each phase trains on
+    def spy(images, labels, batch_size, augment, *args, **kwargs):  # records what each phase trains on
         built.append(augment)
-        return real(images, labels, batch_size, augment, *args)
+        return real(images, labels, batch_size, augment, *args, **kwargs)
 
     monkeypatch.setattr(training, "make_train_dataset", spy)
 

@@ -30,7 +30,7 @@ def measure(model_name: str, images, labels, batch_size: int, steps: int, warmup
     model = build_model(model_name)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.CategoricalCrossentropy(),
                   metrics=["accuracy"])
-    dataset = make_train_dataset(images, labels, batch_size, AugmentConfig(), seed=0).repeat()
+    dataset = make_train_dataset(images, labels, batch_size, AugmentConfig(), seed=0, endless=True)
     stamps = []
 
     class Clock(keras.callbacks.Callback):

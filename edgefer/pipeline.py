@@ -55,8 +55,8 @@ def make_train_dataset(images, labels, batch_size, augment: AugmentConfig, seed=
     y is the one-hot label, or the row of `targets` (N, classes) when given (distillation's soft targets).
     `endless` (TensorFlow): repeat the epochs, each reshuffled and newly augmented, behind one iterator, for
     `fit(steps_per_epoch=...)`. A fresh iterator per epoch costs more than the epoch's images: destroying
-    the last one waits for tf.data's autotuning thread, which on this machine idled the process for ~35 s
-    at half of the 42 s epochs.
+    the last one waits for tf.data's pool threads, which on this machine idled the process for ~35 s at half
+    of the 42 s epochs.
     """
     import keras
 

@@ -57,15 +57,16 @@ def test_endless_dataset_reshuffles_every_epoch_behind_one_iterator(fer_train):
     images, labels = fer_train.images[:1000].copy(), fer_train.labels[:1000]
     images[:, 0, 0], images[:, 0, 1] = np.divmod(np.arange(1000), 256)
     row_of = {face.tobytes(): i for i, face in enumerate(images)}  # FER-2013 repeats faces: mark each row
+
+    def rows(batches) -> list[int]:
+        faces = np.concatenate([np.asarray(x)[..., 0] for x, _ in batches])
+        return [row_of[np.rint((face + 1) * 127.5).astype(np.uint8).tobytes()] for face in faces]
+
     batches = iter(make_train_dataset(images, labels, 64, NO_AUGMENT, seed=2, endless=True))
-    epochs = []
-    for _ in range(3):
-        faces = np.concatenate([np.asarray(next(batches)[0])[..., 0] for _ in range(1000 // 64)])
-        epochs.append([row_of[np.rint((face + 1) * 127.5).astype(np.uint8).tobytes()] for face in faces])
-    assert all(len(set(rows)) == 960 for rows in epochs)
+    epochs = [rows(next(batches) for _ in range(1000 // 64)) for _ in range(3)]
+    assert all(len(set(epoch)) == 960 for epoch in epochs)
     assert epochs[0] != epochs[1] != epochs[2] and set(epochs[0]) != set(epochs[1])
-    finite = np.concatenate([np.asarray(x)[..., 0] for x, _ in make_train_dataset(images, labels, 64, NO_AUGMENT, seed=2)])
-    assert [row_of[np.rint((face + 1) * 127.5).astype(np.uint8).tobytes()] for face in finite] == epochs[0]
+    assert rows(make_train_dataset(images, labels, 64, NO_AUGMENT, seed=2)) == epochs[0]
     augmented = iter(make_train_dataset(images[:128], labels[:128], 128, AugmentConfig(), seed=2, endless=True))
     first, second = (np.sort(np.asarray(next(augmented)[0]).ravel()) for _ in range(2))
     assert not np.allclose(first, second)

@@ -48,6 +48,7 @@ class TrainConfig:
     width: float = 1.0                 # multiplier on every hidden layer's filters/units
     dropout: float | None = None       # None: the model's default dropout
     label_smoothing: float = 0.0
+    sam_rho: float = 0.0               # sharpness-aware minimisation radius (0: plain steps)
     init_weights: str | None = None    # start from this trained .keras model's weights (same architecture)
     teacher: list[str] = field(default_factory=list)  # .keras teachers to distil from; several = an ensemble
     distill_weight: float = 0.5        # share of the teacher's softened probabilities in the target
@@ -430,6 +431,9 @@ def train(config: TrainConfig, log=print, on_epoch=None, verbose: int = 1) -> Tr
     """Train a registered model per `config` in a new run directory."""
     if not config.data:
         raise ValueError("no training data: pass --data PATH (a FER-2013 CSV or an image folder)")
+    from edgefer.sharpness import check_rho
+
+    check_rho(config.sam_rho)
     if config.teacher:
         from edgefer.distillation import check_options
 
@@ -483,6 +487,7 @@ def _fit(config: TrainConfig, run_dir: Path, state: LoopState, log, on_epoch, ve
     import keras
 
     from edgefer.models import build_model
+    from edgefer.sharpness import enable_sharpness_aware
 
     train_set, val_set, test_set = _load_splits(config, log)
     steps = steps_per_epoch(len(train_set), config.batch_size)
@@ -503,6 +508,7 @@ def _fit(config: TrainConfig, run_dir: Path, state: LoopState, log, on_epoch, ve
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
             metrics=["accuracy"],
         )
+    enable_sharpness_aware(model, config.sam_rho)
     weights = class_weights(train_set.labels) if config.balance_classes else None
     targets = _distillation_targets(config, train_set, val_set, log) if config.teacher else None
     calibration = train_set.images[np.random.default_rng(config.seed).permutation(len(train_set))[:4096]]

@@ -224,9 +224,11 @@ def test_augmentation_options_override_the_recipe(fer_csv, tmp_path):
     """`--no-augment --flip` is flip-only; single options change one field of the recipe's augmentation."""
     common = ["train", "--data", str(fer_csv), "--limit", "256", "--epochs", "1", "--project", str(tmp_path), "--quiet"]
     result = runner.invoke(app, [*common, "--recipe", "best", "--no-augment", "--flip", "--rotation", "5",
-                                 "--name", "flip"])
+                                 "--sam-rho", "0.05", "--name", "flip"])
     assert result.exit_code == 0, result.output
-    augment = json.loads((tmp_path / "flip" / "args.json").read_text())["augment"]
+    args = json.loads((tmp_path / "flip" / "args.json").read_text())
+    assert args["sam_rho"] == 0.05
+    augment = args["augment"]
     assert augment == {"rotation_degrees": 5.0, "shift": 0.0, "zoom": 0.0, "horizontal_flip": True, "mixup_alpha": 0.0}
     bad = runner.invoke(app, [*common, "--shift", "0.9"])
     assert bad.exit_code == 2 and "Invalid value for '--shift'" in bad.output
@@ -242,7 +244,7 @@ def test_trains_on_jax_without_tensorflow(fer_csv, tmp_path):
         "from edgefer.pipeline import AugmentConfig\n"
         "from edgefer.training import config_from_recipe, train\n"
         f"c = config_from_recipe('quick', data={str(fer_csv)!r}, limit=300, epochs=2, batch_size=32, "
-        f"project={str(tmp_path)!r}, name='jax', augment=AugmentConfig(), clean_epochs=1)\n"
+        f"project={str(tmp_path)!r}, name='jax', augment=AugmentConfig(), clean_epochs=1, sam_rho=0.05)\n"
         "r = train(c, verbose=0, log=print)\n"  # epoch 1 augmented (worker threads), epoch 2 plain
         "import keras; assert keras.backend.backend() == 'jax' and r.epochs_run == 2\n"
         "print(r.metrics['PublicTest']['samples'])\n"

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import types
 
-DEFAULT_RHO = 0.05
-
 
 def check_rho(rho: float) -> None:
     if not rho >= 0:

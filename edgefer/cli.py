@@ -50,6 +50,7 @@ def train(
     l2: Optional[float] = typer.Option(None, help="L2 weight decay factor (default: the model's)."),
     label_smoothing: Optional[float] = typer.Option(None, help="Label smoothing of the cross-entropy."),
     sam_rho: Optional[float] = typer.Option(None, help="Sharpness-aware minimisation: ascent radius (e.g. 0.05; two passes per step); 0: off."),
+    branches: Optional[int] = typer.Option(None, help="mini_xception only: train a re-parameterized form with N parallel conv+BN branches per convolution (plus 1x1 and identity branches), merged into the plain 58,423-parameter model at the end; 0: off."),
     width: Optional[float] = typer.Option(None, help="Multiplier on every hidden layer's filters/units (1 = the paper's)."),
     dropout: Optional[float] = typer.Option(None, help="Dropout rate (default: the model's; mini_xception: none)."),
     mixup: Optional[float] = typer.Option(None, help="Mixup Beta(alpha, alpha); 0 turns it off."),
@@ -101,7 +102,7 @@ def train(
         for model_name in names:
             config = training.config_from_recipe(
                 recipe, model=model_name, data=data, epochs=epochs, batch_size=batch_size, lr=lr,
-                schedule=schedule, cycle_epochs=cycle_epochs, l2=l2, width=width, dropout=dropout, label_smoothing=label_smoothing, sam_rho=sam_rho, patience=patience,
+                schedule=schedule, cycle_epochs=cycle_epochs, l2=l2, width=width, dropout=dropout, label_smoothing=label_smoothing, sam_rho=sam_rho, branches=branches, patience=patience,
                 init_weights=weights, teacher=teacher or None, distill_weight=distill_weight, distill_temperature=distill_temperature,
                 precise_bn=precise_bn, swa_start=swa_start, clean_epochs=clean_epochs, seed=seed,
                 input_size=input_size, train_split=train_split,

@@ -49,6 +49,8 @@ class TrainConfig:
     dropout: float | None = None       # None: the model's default dropout
     label_smoothing: float = 0.0
     sam_rho: float = 0.0               # sharpness-aware minimisation radius (0: plain steps)
+    branches: int = 0                  # >0: train mini_xception re-parameterized with this many parallel
+                                       # conv+BN branches per layer, merged into the plain model at the end
     init_weights: str | None = None    # start from this trained .keras model's weights (same architecture)
     teacher: list[str] = field(default_factory=list)  # .keras teachers to distil from; several = an ensemble
     distill_weight: float = 0.5        # share of the teacher's softened probabilities in the target
@@ -134,6 +136,7 @@ def config_from_recipe(recipe: str, **overrides) -> TrainConfig:
         raise ValueError("recipe 'swa' needs --weights PATH (the trained .keras model to continue and average)")
     config = TrainConfig(**values)
     _check_schedule(config)
+    _check_branches(config)
     return config
 
 
@@ -150,6 +153,17 @@ def _check_schedule(config: TrainConfig) -> None:
         raise ValueError(f"--swa-start {config.swa_start}: expected an epoch number >= 1, or 0 for no averaging")
     if config.clean_epochs < 0:
         raise ValueError(f"--clean-epochs {config.clean_epochs}: expected a number of final epochs >= 0")
+
+
+def _check_branches(config: TrainConfig) -> None:
+    if not config.branches:
+        return
+    if config.branches < 0:
+        raise ValueError(f"--branches {config.branches}: expected a number of parallel branches >= 1, or 0 for none")
+    if config.model != "mini_xception":
+        raise ValueError(f"--branches applies to mini_xception only, not {config.model!r}")
+    if config.init_weights:
+        raise ValueError("--branches starts from random weights: it cannot be combined with --weights")
 
 
 @dataclass
@@ -434,6 +448,7 @@ def train(config: TrainConfig, log=print, on_epoch=None, verbose: int = 1) -> Tr
     from edgefer.sharpness import check_rho
 
     check_rho(config.sam_rho)
+    _check_branches(config)
     if config.teacher:
         from edgefer.distillation import check_options
 
@@ -486,7 +501,6 @@ def _fit(config: TrainConfig, run_dir: Path, state: LoopState, log, on_epoch, ve
     _configure_tensorflow()
     import keras
 
-    from edgefer.models import build_model
     from edgefer.sharpness import enable_sharpness_aware
 
     train_set, val_set, test_set = _load_splits(config, log)
@@ -498,8 +512,7 @@ def _fit(config: TrainConfig, run_dir: Path, state: LoopState, log, on_epoch, ve
         log(f"resumed {run_dir} at epoch {state.epoch} (lr {current_lr(model.optimizer):.2e})")
     else:
         state = LoopState()
-        model = build_model(config.model, config.input_size, l2=config.l2, width=config.width,
-                            dropout=config.dropout)
+        model = _build_training_model(config, log)
         if config.init_weights:
             copy_weights(config.init_weights, model)
             log(f"initial weights from {config.init_weights}")
@@ -526,6 +539,22 @@ def _fit(config: TrainConfig, run_dir: Path, state: LoopState, log, on_epoch, ve
         model.fit(dataset, epochs=end, initial_epoch=state.epoch, steps_per_epoch=steps,
                   callbacks=[callback, _run_progress(config)], shuffle=False, verbose=verbose)
     return _finish(config, run_dir, state, val_set, test_set, log)
+
+
+def _build_training_model(config: TrainConfig, log):
+    from edgefer.models import build_model
+
+    model = build_model(config.model, config.input_size, l2=config.l2, width=config.width, dropout=config.dropout)
+    if not config.branches:
+        return model
+    from edgefer.reparam import expanded_mini_xception
+
+    plain_defaults = {"l2": config.l2, "dropout": config.dropout}
+    expanded = expanded_mini_xception(config.input_size, width=config.width, branches=config.branches,
+                                      **{k: v for k, v in plain_defaults.items() if v is not None})
+    log(f"re-parameterized training: {expanded.count_params():,} parameters while training, "
+          f"{model.count_params():,} after merging ({config.branches} branch(es) per convolution)")
+    return expanded
 
 
 def training_phases(config: TrainConfig) -> list[tuple[int, AugmentConfig]]:
@@ -566,6 +595,13 @@ def _finish(config, run_dir, state, val_set, test_set, log) -> TrainResult:
 
     best_path = run_dir / "weights" / "best.keras"
     model = keras.saving.load_model(best_path, compile=False)
+    trained_parameters = int(model.count_params())
+    if config.branches:
+        from edgefer.reparam import merge_branches
+
+        model = merge_branches(model, config.width)
+        log(f"merged the {config.branches}-branch training form into plain {config.model} "
+            f"({trained_parameters:,} -> {model.count_params():,} parameters)")
     _save_model(model, run_dir / "weights" / "model.keras")  # deployable: best weights, no optimizer state
     metrics = {}
     for split_name, faces in ((config.val_split, val_set), (config.test_split or "test", test_set)):
@@ -581,6 +617,7 @@ def _finish(config, run_dir, state, val_set, test_set, log) -> TrainResult:
     speed = state.images_seen / state.train_seconds if state.train_seconds else 0.0
     summary = {
         "model": config.model, "recipe": config.recipe, "parameters": int(model.count_params()),
+        "trained_parameters": trained_parameters, "branches": config.branches,
         "teacher": config.teacher, "init_weights": config.init_weights,
         "epochs_run": state.epoch, "best_epoch": state.best_epoch, "best_is_average": state.best_is_average,
         "train_seconds": round(state.train_seconds, 1), "train_images_per_second": round(speed, 1),

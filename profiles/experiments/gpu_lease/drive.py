@@ -6,6 +6,8 @@ Usage: drive.py auto PHASE1_S PHASE2_S (what ran: time a trial, fit the epochs, 
        3 x CLEAN epochs, one per seed, concurrently; 3 jobs ran at 3.6 s per epoch each)
      | sam EPOCHS CLEAN RHO (the same `best` run twice, seed 0, concurrently: plain and with --sam-rho RHO,
        which costs two passes per step; plus seed 1 plain, so the SAM gain can be set against seed noise)
+     | rep EPOCHS CLEAN BRANCHES (as sam, with --branches BRANCHES instead of SAM: re-parameterized training,
+       merged into the plain 58,423-parameter model at the end)
 """
 import subprocess, sys, time
 
@@ -88,14 +90,14 @@ elif mode == "pipeline":
     scratch = launch("distil_scratch_gpu", "--recipe", "best", "--distill-weight", "0.7", "--epochs", scratch_epochs,
                      *teachers)
     wait(warm, scratch, long)
-elif mode in ("seeds", "sam"):
+elif mode in ("seeds", "sam", "rep"):
     epochs, clean = int(sys.argv[2]), int(sys.argv[3])
     tail = ["--recipe", "best", "--epochs", str(epochs), "--clean-epochs", str(clean),
             "--swa-start", str(epochs - 3 * clean)]
     if mode == "seeds":
         wait(*[launch(f"long_s{seed}", *tail, "--seed", seed) for seed in sys.argv[4:]])
     else:
-        rho = sys.argv[4]
-        wait(launch("sam_s0", *tail, "--seed", "0", "--sam-rho", rho), launch("long_s0", *tail, "--seed", "0"),
+        option = {"sam": "--sam-rho", "rep": "--branches"}[mode]
+        wait(launch(f"{mode}_s0", *tail, "--seed", "0", option, sys.argv[4]), launch("long_s0", *tail, "--seed", "0"),
              launch("long_s1", *tail, "--seed", "1"))
 print(time.strftime("%H:%M:%S"), "done", flush=True)

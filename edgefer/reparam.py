@@ -1,0 +1,204 @@
+"""Structural re-parameterization: train mini-Xception wide, ship it at exactly 58,423 parameters.
+
+The training form replaces every convolution + batch norm of the paper's model with a sum of parallel
+branches, each a convolution with its own batch norm (Ding et al. 2021, RepVGG; Vasu et al. 2023,
+MobileOne): `branches` copies of the layer's own kernel, a 1x1 kernel for 3x3 layers, and a batch norm of
+the input itself where the shapes allow. In inference mode every branch is linear, so the sum folds into
+one kernel and one bias, and `merge_branches` writes those into the plain `mini_xception` layer by layer.
+The extra branches change how the model trains (the loss surface of an over-parameterized model), not
+what it can compute.
+
+Inside a separable convolution the depthwise branches fold into the depthwise kernel plus a per-channel
+bias; the plain model has no bias there, so that bias is carried through the pointwise kernel into the
+batch norm after it, where a constant belongs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgefer.labels import NUM_CLASSES
+from edgefer.models import BN_MOMENTUM, DEFAULT_L2, mini_xception, scaled
+
+BLOCK_FILTERS = (16, 32, 64, 128)
+
+
+def _layers():
+    import keras
+
+    return keras, keras.layers
+
+
+def _norm(name: str):
+    _, layers = _layers()
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
+
+
+def _conv_unit(x, name: str, filters: int, size: int, branches: int, padding: str, reg=None, strides: int = 1):
+    """Sum of `branches` size x size conv+BN branches, a 1x1 conv+BN (size 3), and a BN of the input
+    (same channels, stride 1). 'valid' padding crops the input of the smaller branches to the 3x3 centre."""
+    _, layers = _layers()
+    outputs = []
+    for index in range(1, branches + 1):
+        y = layers.Conv2D(filters, size, strides=strides, padding=padding, use_bias=False, kernel_regularizer=reg,
+                          name=f"{name}_k{index}")(x)
+        outputs.append(_norm(f"{name}_k{index}_bn")(y))
+    centre = layers.Cropping2D(size // 2, name=f"{name}_crop")(x) if padding == "valid" and size > 1 else x
+    if size > 1:
+        y = layers.Conv2D(filters, 1, strides=strides, use_bias=False, kernel_regularizer=reg, name=f"{name}_1x1")(centre)
+        outputs.append(_norm(f"{name}_1x1_bn")(y))
+    if strides == 1 and x.shape[-1] == filters:
+        outputs.append(_norm(f"{name}_id_bn")(centre))
+    return outputs[0] if len(outputs) == 1 else layers.Add(name=f"{name}_sum")(outputs)
+
+
+def _depthwise_unit(x, name: str, branches: int, reg=None):
+    """Sum of `branches` 3x3 depthwise+BN branches, a 1x1 depthwise+BN and a BN of the input."""
+    _, layers = _layers()
+    outputs = []
+    for index in range(1, branches + 1):
+        y = layers.DepthwiseConv2D(3, padding="same", use_bias=False, depthwise_regularizer=reg,
+                                   name=f"{name}_k{index}")(x)
+        outputs.append(_norm(f"{name}_k{index}_bn")(y))
+    y = layers.DepthwiseConv2D(1, use_bias=False, depthwise_regularizer=reg, name=f"{name}_1x1")(x)
+    outputs.append(_norm(f"{name}_1x1_bn")(y))
+    outputs.append(_norm(f"{name}_id_bn")(x))
+    return layers.Add(name=f"{name}_sum")(outputs)
+
+
+def expanded_mini_xception(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = DEFAULT_L2,
+                           channels: int = 1, width: float = 1.0, dropout: float = 0.0, branches: int = 1):
+    """mini-Xception's training form with parallel branches; `merge_branches` folds it into the plain model.
+
+    Layer names extend the plain model's: `stem_conv1_k1`, `block2_sepconv1_dw_1x1_bn`, `head_conv_sum`.
+    """
+    if branches < 1:
+        raise ValueError(f"--branches {branches}: expected at least 1 parallel branch per convolution")
+    keras, layers = _layers()
+    reg = keras.regularizers.L2(l2) if l2 else None
+    inputs = keras.Input((input_size, input_size, channels), name="face")
+    x = inputs
+    for index in (1, 2):
+        x = _conv_unit(x, f"stem_conv{index}", scaled(8, width), 3, branches, "valid", reg)
+        x = layers.ReLU(name=f"stem_relu{index}")(x)
+    for block, filters in enumerate(BLOCK_FILTERS, start=1):
+        name, filters = f"block{block}", scaled(filters, width)
+        residual = _conv_unit(x, f"{name}_shortcut", filters, 1, branches, "same", strides=2)
+        for step in (1, 2):
+            unit = f"{name}_sepconv{step}"
+            x = _depthwise_unit(x, f"{unit}_dw", branches, reg)
+            x = _conv_unit(x, f"{unit}_pw", filters, 1, branches, "same", reg)
+            if step == 1:
+                x = layers.ReLU(name=f"{name}_relu")(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
+        x = layers.Add(name=f"{name}_add")([x, residual])
+    if dropout:
+        x = layers.Dropout(dropout, name="head_dropout")(x)
+    x = _conv_unit(x, "head_conv", num_classes, 3, branches, "same")
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = layers.Softmax(name="predictions")(x)
+    return keras.Model(inputs, outputs, name="mini_xception_expanded")
+
+
+def is_expanded(model) -> bool:
+    return model.name == "mini_xception_expanded"
+
+
+def count_branches(model) -> int:
+    names = {layer.name for layer in model.layers}
+    return sum(1 for index in range(1, 100) if f"stem_conv1_k{index}" in names)
+
+
+# --------------------------------------------------------------------------- folding
+
+
+def _fold_norm(model, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A batch norm's inference-mode affine map y = scale * x + shift, per channel."""
+    layer = model.get_layer(name)
+    gamma, beta, mean, variance = (np.asarray(w, np.float64) for w in layer.get_weights())
+    scale = gamma / np.sqrt(variance + layer.epsilon)
+    return scale, beta - mean * scale
+
+
+def _kernel(model, name: str) -> np.ndarray:
+    return np.asarray(model.get_layer(name).get_weights()[0], np.float64)
+
+
+def _centred(kernel_1x1: np.ndarray, size: int) -> np.ndarray:
+    """A 1x1 kernel as the equivalent size x size kernel (zeros around the centre)."""
+    full = np.zeros((size, size) + kernel_1x1.shape[2:])
+    full[size // 2, size // 2] = kernel_1x1[0, 0]
+    return full
+
+
+def _identity_kernel(size: int, channels: int, depthwise: bool) -> np.ndarray:
+    if depthwise:
+        kernel = np.zeros((size, size, channels, 1))
+        kernel[size // 2, size // 2, :, 0] = 1.0
+    else:
+        kernel = np.zeros((size, size, channels, channels))
+        kernel[size // 2, size // 2] = np.eye(channels)
+    return kernel
+
+
+def _merge_unit(model, name: str, size: int, depthwise: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The (kernel, bias) of the single convolution equal to a unit's branches in inference mode."""
+    names = {layer.name for layer in model.layers}
+    kernel, bias = 0.0, 0.0
+    for index in range(1, 100):
+        if f"{name}_k{index}" not in names:
+            break
+        scale, shift = _fold_norm(model, f"{name}_k{index}_bn")
+        kernel, bias = kernel + _scaled(_kernel(model, f"{name}_k{index}"), scale, depthwise), bias + shift
+    if size > 1:
+        scale, shift = _fold_norm(model, f"{name}_1x1_bn")
+        kernel = kernel + _scaled(_centred(_kernel(model, f"{name}_1x1"), size), scale, depthwise)
+        bias = bias + shift
+    if f"{name}_id_bn" in names:
+        scale, shift = _fold_norm(model, f"{name}_id_bn")
+        kernel = kernel + _scaled(_identity_kernel(size, len(scale), depthwise), scale, depthwise)
+        bias = bias + shift
+    return kernel, bias
+
+
+def _scaled(kernel: np.ndarray, scale: np.ndarray, depthwise: bool) -> np.ndarray:
+    """Multiply each output channel's kernel by its batch-norm scale."""
+    return kernel * (scale[None, None, :, None] if depthwise else scale)
+
+
+def _set_plain_norm(plain, name: str, bias: np.ndarray) -> None:
+    """Make a batch norm of the plain model the map x -> x + bias in inference mode."""
+    layer = plain.get_layer(name)
+    ones = np.ones_like(bias)
+    layer.set_weights([ones, bias, np.zeros_like(bias), ones - layer.epsilon])
+
+
+def merge_branches(expanded, width: float = 1.0):
+    """The plain mini_xception (58,423 parameters at width 1) computing what `expanded` computes in
+    inference mode, up to float rounding. `width` is the multiplier both were built with."""
+    if not is_expanded(expanded):
+        raise ValueError(f"{expanded.name}: not an expanded mini_xception (expected a model built by "
+                         "expanded_mini_xception, e.g. a --branches run's best.keras)")
+    face = expanded.input_shape
+    dropout = "head_dropout" in {layer.name for layer in expanded.layers}
+    rate = expanded.get_layer("head_dropout").rate if dropout else 0.0
+    plain = mini_xception(face[1], expanded.output_shape[-1], l2=0.0, channels=face[3], width=width,
+                          dropout=rate)
+    for index in (1, 2):
+        kernel, bias = _merge_unit(expanded, f"stem_conv{index}", 3)
+        plain.get_layer(f"stem_conv{index}").set_weights([kernel])
+        _set_plain_norm(plain, f"stem_bn{index}", bias)
+    for block in range(1, len(BLOCK_FILTERS) + 1):
+        name = f"block{block}"
+        kernel, bias = _merge_unit(expanded, f"{name}_shortcut", 1)
+        plain.get_layer(f"{name}_shortcut").set_weights([kernel])
+        _set_plain_norm(plain, f"{name}_shortcut_bn", bias)
+        for step in (1, 2):
+            unit = f"{name}_sepconv{step}"
+            depthwise, depthwise_bias = _merge_unit(expanded, f"{unit}_dw", 3, depthwise=True)
+            pointwise, pointwise_bias = _merge_unit(expanded, f"{unit}_pw", 1)
+            plain.get_layer(unit).set_weights([depthwise, pointwise])
+            _set_plain_norm(plain, f"{name}_bn{step}", pointwise_bias + depthwise_bias @ pointwise[0, 0])
+    kernel, bias = _merge_unit(expanded, "head_conv", 3)
+    plain.get_layer("head_conv").set_weights([kernel, bias])
+    return plain

@@ -13,6 +13,7 @@ from edgefer.labels import NUM_CLASSES
 
 DEFAULT_L2 = 0.01  # the reference implementation's L2 factor
 BN_MOMENTUM = 0.99
+MINI_XCEPTION_BLOCKS = (16, 32, 64, 128)  # filters of the four residual blocks
 
 
 def _keras():
@@ -26,33 +27,52 @@ def scaled(filters: int, width: float) -> int:
     return max(1, int(round(filters * width)))
 
 
+class PlainUnits:
+    """The paper's convolutions, each followed by its batch norm. `edgefer.reparam` swaps in parallel
+    branches at the same places, so both forms share one skeleton (`mini_xception`)."""
+
+    model_name = "mini_xception"
+
+    def conv(self, x, conv_name: str, norm_name: str, filters: int, size: int, padding: str, reg=None,
+             strides: int = 1):
+        layers = _keras().layers
+        x = layers.Conv2D(filters, size, strides=strides, padding=padding, use_bias=False, kernel_regularizer=reg,
+                          name=conv_name)(x)
+        return layers.BatchNormalization(momentum=BN_MOMENTUM, name=norm_name)(x)
+
+    def separable(self, x, conv_name: str, norm_name: str, filters: int, reg=None):
+        layers = _keras().layers
+        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, depthwise_regularizer=reg,
+                                   pointwise_regularizer=reg, name=conv_name)(x)
+        return layers.BatchNormalization(momentum=BN_MOMENTUM, name=norm_name)(x)
+
+    def head(self, x, num_classes: int):
+        return _keras().layers.Conv2D(num_classes, 3, padding="same", name="head_conv")(x)
+
+
 def mini_xception(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = DEFAULT_L2, channels: int = 1,
-                  width: float = 1.0, dropout: float = 0.0):
+                  width: float = 1.0, dropout: float = 0.0, units: PlainUnits | None = None):
     """The paper's model: 2 stem convs, 4 residual depthwise-separable blocks, conv head, GAP, softmax.
 
     58,423 parameters (56,951 trainable) at 48x48x1, 7 classes, width 1 and no dropout (the paper's).
+    `units` builds the convolutions (default: the paper's; `edgefer.reparam` passes its training form).
     """
     keras = _keras()
     layers = keras.layers
+    units = units or PlainUnits()
     reg = keras.regularizers.L2(l2) if l2 else None
 
     inputs = keras.Input((input_size, input_size, channels), name="face")
     x = inputs
     for index in (1, 2):
-        x = layers.Conv2D(scaled(8, width), 3, use_bias=False, kernel_regularizer=reg, name=f"stem_conv{index}")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"stem_bn{index}")(x)
+        x = units.conv(x, f"stem_conv{index}", f"stem_bn{index}", scaled(8, width), 3, "valid", reg)
         x = layers.ReLU(name=f"stem_relu{index}")(x)
 
-    for block, filters in enumerate((16, 32, 64, 128), start=1):
+    for block, filters in enumerate(MINI_XCEPTION_BLOCKS, start=1):
         name, filters = f"block{block}", scaled(filters, width)
-        residual = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False, name=f"{name}_shortcut")(x)
-        residual = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_shortcut_bn")(residual)
+        residual = units.conv(x, f"{name}_shortcut", f"{name}_shortcut_bn", filters, 1, "same", strides=2)
         for step in (1, 2):
-            x = layers.SeparableConv2D(
-                filters, 3, padding="same", use_bias=False,
-                depthwise_regularizer=reg, pointwise_regularizer=reg, name=f"{name}_sepconv{step}",
-            )(x)
-            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn{step}")(x)
+            x = units.separable(x, f"{name}_sepconv{step}", f"{name}_bn{step}", filters, reg)
             if step == 1:
                 x = layers.ReLU(name=f"{name}_relu")(x)
         x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
@@ -60,10 +80,10 @@ def mini_xception(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: floa
 
     if dropout:
         x = layers.Dropout(dropout, name="head_dropout")(x)
-    x = layers.Conv2D(num_classes, 3, padding="same", name="head_conv")(x)
+    x = units.head(x, num_classes)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = layers.Softmax(name="predictions")(x)
-    return keras.Model(inputs, outputs, name="mini_xception")
+    return keras.Model(inputs, outputs, name=units.model_name)
 
 
 def vgg(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = 1e-4, channels: int = 1,

@@ -18,95 +18,81 @@ from __future__ import annotations
 import numpy as np
 
 from edgefer.labels import NUM_CLASSES
-from edgefer.models import BN_MOMENTUM, DEFAULT_L2, mini_xception, scaled
+from edgefer.models import BN_MOMENTUM, DEFAULT_L2, MINI_XCEPTION_BLOCKS, PlainUnits, mini_xception
 
-BLOCK_FILTERS = (16, 32, 64, 128)
+EXPANDED_NAME = "mini_xception_expanded"
 
 
 def _layers():
     import keras
 
-    return keras, keras.layers
+    return keras.layers
 
 
 def _norm(name: str):
-    _, layers = _layers()
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
+    return _layers().BatchNormalization(momentum=BN_MOMENTUM, name=name)
 
 
-def _conv_unit(x, name: str, filters: int, size: int, branches: int, padding: str, reg=None, strides: int = 1):
-    """Sum of `branches` size x size conv+BN branches, a 1x1 conv+BN (size 3), and a BN of the input
-    (same channels, stride 1). 'valid' padding crops the input of the smaller branches to the 3x3 centre."""
-    _, layers = _layers()
-    outputs = []
-    for index in range(1, branches + 1):
-        y = layers.Conv2D(filters, size, strides=strides, padding=padding, use_bias=False, kernel_regularizer=reg,
-                          name=f"{name}_k{index}")(x)
-        outputs.append(_norm(f"{name}_k{index}_bn")(y))
-    centre = layers.Cropping2D(size // 2, name=f"{name}_crop")(x) if padding == "valid" and size > 1 else x
-    if size > 1:
-        y = layers.Conv2D(filters, 1, strides=strides, use_bias=False, kernel_regularizer=reg, name=f"{name}_1x1")(centre)
-        outputs.append(_norm(f"{name}_1x1_bn")(y))
-    if strides == 1 and x.shape[-1] == filters:
-        outputs.append(_norm(f"{name}_id_bn")(centre))
-    return outputs[0] if len(outputs) == 1 else layers.Add(name=f"{name}_sum")(outputs)
+def _branch_sum(outputs: list, name: str):
+    return outputs[0] if len(outputs) == 1 else _layers().Add(name=f"{name}_sum")(outputs)
 
 
-def _depthwise_unit(x, name: str, branches: int, reg=None):
-    """Sum of `branches` 3x3 depthwise+BN branches, a 1x1 depthwise+BN and a BN of the input."""
-    _, layers = _layers()
-    outputs = []
-    for index in range(1, branches + 1):
-        y = layers.DepthwiseConv2D(3, padding="same", use_bias=False, depthwise_regularizer=reg,
-                                   name=f"{name}_k{index}")(x)
-        outputs.append(_norm(f"{name}_k{index}_bn")(y))
-    y = layers.DepthwiseConv2D(1, use_bias=False, depthwise_regularizer=reg, name=f"{name}_1x1")(x)
-    outputs.append(_norm(f"{name}_1x1_bn")(y))
-    outputs.append(_norm(f"{name}_id_bn")(x))
-    return layers.Add(name=f"{name}_sum")(outputs)
+class BranchUnits(PlainUnits):
+    """mini_xception's convolutions as sums of parallel conv+BN branches (names extend the plain layer's:
+    `stem_conv1_k1`, `block2_sepconv1_dw_1x1_bn`, `head_conv_sum`)."""
+
+    model_name = EXPANDED_NAME
+
+    def __init__(self, branches: int):
+        self.branches = branches
+
+    def conv(self, x, conv_name, norm_name, filters, size, padding, reg=None, strides=1):
+        """`branches` size x size conv+BN branches, a 1x1 conv+BN (size 3) and a BN of the input (same
+        channels, stride 1). 'valid' padding crops the smaller branches' input to the 3x3 centre."""
+        layers = _layers()
+        outputs = []
+        for index in range(1, self.branches + 1):
+            y = layers.Conv2D(filters, size, strides=strides, padding=padding, use_bias=False,
+                              kernel_regularizer=reg, name=f"{conv_name}_k{index}")(x)
+            outputs.append(_norm(f"{conv_name}_k{index}_bn")(y))
+        centre = layers.Cropping2D(size // 2, name=f"{conv_name}_crop")(x) if padding == "valid" and size > 1 else x
+        if size > 1:
+            y = layers.Conv2D(filters, 1, strides=strides, use_bias=False, kernel_regularizer=reg,
+                              name=f"{conv_name}_1x1")(centre)
+            outputs.append(_norm(f"{conv_name}_1x1_bn")(y))
+        if strides == 1 and x.shape[-1] == filters:
+            outputs.append(_norm(f"{conv_name}_id_bn")(centre))
+        return _branch_sum(outputs, conv_name)
+
+    def separable(self, x, conv_name, norm_name, filters, reg=None):
+        """The depthwise half (3x3 branches, a 1x1 and the identity, each with a BN), then the pointwise."""
+        layers = _layers()
+        depthwise = f"{conv_name}_dw"
+        outputs = []
+        for index in range(1, self.branches + 1):
+            y = layers.DepthwiseConv2D(3, padding="same", use_bias=False, depthwise_regularizer=reg,
+                                       name=f"{depthwise}_k{index}")(x)
+            outputs.append(_norm(f"{depthwise}_k{index}_bn")(y))
+        y = layers.DepthwiseConv2D(1, use_bias=False, depthwise_regularizer=reg, name=f"{depthwise}_1x1")(x)
+        outputs.append(_norm(f"{depthwise}_1x1_bn")(y))
+        outputs.append(_norm(f"{depthwise}_id_bn")(x))
+        x = _branch_sum(outputs, depthwise)
+        return self.conv(x, f"{conv_name}_pw", norm_name, filters, 1, "same", reg)
+
+    def head(self, x, num_classes):
+        return self.conv(x, "head_conv", None, num_classes, 3, "same")
 
 
 def expanded_mini_xception(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = DEFAULT_L2,
                            channels: int = 1, width: float = 1.0, dropout: float = 0.0, branches: int = 1):
-    """mini-Xception's training form with parallel branches; `merge_branches` folds it into the plain model.
-
-    Layer names extend the plain model's: `stem_conv1_k1`, `block2_sepconv1_dw_1x1_bn`, `head_conv_sum`.
-    """
+    """mini-Xception's training form with parallel branches; `merge_branches` folds it into the plain model."""
     if branches < 1:
         raise ValueError(f"--branches {branches}: expected at least 1 parallel branch per convolution")
-    keras, layers = _layers()
-    reg = keras.regularizers.L2(l2) if l2 else None
-    inputs = keras.Input((input_size, input_size, channels), name="face")
-    x = inputs
-    for index in (1, 2):
-        x = _conv_unit(x, f"stem_conv{index}", scaled(8, width), 3, branches, "valid", reg)
-        x = layers.ReLU(name=f"stem_relu{index}")(x)
-    for block, filters in enumerate(BLOCK_FILTERS, start=1):
-        name, filters = f"block{block}", scaled(filters, width)
-        residual = _conv_unit(x, f"{name}_shortcut", filters, 1, branches, "same", strides=2)
-        for step in (1, 2):
-            unit = f"{name}_sepconv{step}"
-            x = _depthwise_unit(x, f"{unit}_dw", branches, reg)
-            x = _conv_unit(x, f"{unit}_pw", filters, 1, branches, "same", reg)
-            if step == 1:
-                x = layers.ReLU(name=f"{name}_relu")(x)
-        x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
-        x = layers.Add(name=f"{name}_add")([x, residual])
-    if dropout:
-        x = layers.Dropout(dropout, name="head_dropout")(x)
-    x = _conv_unit(x, "head_conv", num_classes, 3, branches, "same")
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    outputs = layers.Softmax(name="predictions")(x)
-    return keras.Model(inputs, outputs, name="mini_xception_expanded")
+    return mini_xception(input_size, num_classes, l2, channels, width, dropout, units=BranchUnits(branches))
 
 
 def is_expanded(model) -> bool:
-    return model.name == "mini_xception_expanded"
-
-
-def count_branches(model) -> int:
-    names = {layer.name for layer in model.layers}
-    return sum(1 for index in range(1, 100) if f"stem_conv1_k{index}" in names)
+    return model.name == EXPANDED_NAME
 
 
 # --------------------------------------------------------------------------- folding
@@ -188,7 +174,7 @@ def merge_branches(expanded, width: float = 1.0):
         kernel, bias = _merge_unit(expanded, f"stem_conv{index}", 3)
         plain.get_layer(f"stem_conv{index}").set_weights([kernel])
         _set_plain_norm(plain, f"stem_bn{index}", bias)
-    for block in range(1, len(BLOCK_FILTERS) + 1):
+    for block in range(1, len(MINI_XCEPTION_BLOCKS) + 1):
         name = f"block{block}"
         kernel, bias = _merge_unit(expanded, f"{name}_shortcut", 1)
         plain.get_layer(f"{name}_shortcut").set_weights([kernel])

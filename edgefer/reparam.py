@@ -15,6 +15,8 @@ batch norm after it, where a constant belongs.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from edgefer.labels import NUM_CLASSES
@@ -131,7 +133,7 @@ def _merge_unit(model, name: str, size: int, depthwise: bool = False) -> tuple[n
     """The (kernel, bias) of the single convolution equal to a unit's branches in inference mode."""
     names = {layer.name for layer in model.layers}
     kernel, bias = 0.0, 0.0
-    for index in range(1, 100):
+    for index in itertools.count(1):
         if f"{name}_k{index}" not in names:
             break
         scale, shift = _fold_norm(model, f"{name}_k{index}_bn")

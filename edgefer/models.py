@@ -163,10 +163,11 @@ def check_model_name(name: str) -> str:
 
 
 def build_model(name: str, input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float | None = None,
-                width: float = 1.0, dropout: float | None = None):
+                width: float = 1.0, dropout: float | None = None, units: PlainUnits | None = None):
     """Build a registered model by name; `l2=None` / `dropout=None` keep the model's own defaults.
 
-    `width` multiplies every hidden layer's filters or units (the sweepable capacity knob).
+    `width` multiplies every hidden layer's filters or units (the sweepable capacity knob). `units`
+    (mini_xception only) builds its convolutions, e.g. `edgefer.reparam.BranchUnits` for the training form.
     """
     check_model_name(name)
     if not width > 0:
@@ -178,6 +179,10 @@ def build_model(name: str, input_size: int = 48, num_classes: int = NUM_CLASSES,
         kwargs["l2"] = l2
     if dropout is not None:
         kwargs["dropout"] = dropout
+    if units is not None:
+        if name != "mini_xception":
+            raise ValueError(f"{name}: only mini_xception takes other conv units (e.g. --branches)")
+        kwargs["units"] = units
     return MODELS[name](**kwargs)
 
 

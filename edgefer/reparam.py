@@ -46,6 +46,8 @@ class BranchUnits(PlainUnits):
     model_name = EXPANDED_NAME
 
     def __init__(self, branches: int):
+        if branches < 1:
+            raise ValueError(f"--branches {branches}: expected at least 1 parallel branch per convolution")
         self.branches = branches
 
     def conv(self, x, conv_name, norm_name, filters, size, padding, reg=None, strides=1):
@@ -88,8 +90,6 @@ class BranchUnits(PlainUnits):
 def expanded_mini_xception(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = DEFAULT_L2,
                            channels: int = 1, width: float = 1.0, dropout: float = 0.0, branches: int = 1):
     """mini-Xception's training form with parallel branches; `merge_branches` folds it into the plain model."""
-    if branches < 1:
-        raise ValueError(f"--branches {branches}: expected at least 1 parallel branch per convolution")
     return mini_xception(input_size, num_classes, l2, channels, width, dropout, units=BranchUnits(branches))
 
 

@@ -544,17 +544,17 @@ def _fit(config: TrainConfig, run_dir: Path, state: LoopState, log, on_epoch, ve
 def _build_training_model(config: TrainConfig, log):
     from edgefer.models import build_model
 
-    model = build_model(config.model, config.input_size, l2=config.l2, width=config.width, dropout=config.dropout)
-    if not config.branches:
-        return model
-    from edgefer.reparam import expanded_mini_xception
+    units = None
+    if config.branches:
+        from edgefer.reparam import BranchUnits
 
-    plain_defaults = {"l2": config.l2, "dropout": config.dropout}
-    expanded = expanded_mini_xception(config.input_size, width=config.width, branches=config.branches,
-                                      **{k: v for k, v in plain_defaults.items() if v is not None})
-    log(f"re-parameterized training: {expanded.count_params():,} parameters while training, "
-          f"{model.count_params():,} after merging ({config.branches} branch(es) per convolution)")
-    return expanded
+        units = BranchUnits(config.branches)
+    model = build_model(config.model, config.input_size, l2=config.l2, width=config.width, dropout=config.dropout,
+                        units=units)
+    if units:
+        log(f"re-parameterized training: {model.count_params():,} parameters while training "
+            f"({config.branches} branch(es) per convolution), merged into plain {config.model} at the end")
+    return model
 
 
 def training_phases(config: TrainConfig) -> list[tuple[int, AugmentConfig]]:

@@ -18,10 +18,10 @@ import numpy as np
 
 import edgefer
 from convert.input_grid import FLOAT_OFFSET, INPUT_SCALE, int8_input_model, scale_for_input
-from edgefer.channels import pad_channels
+from edgefer.prune.channels import pad_channels
 from edgefer.data import DataSpec, file_sha256, is_csv, load_split
 from edgefer.files import atomic_path, write_json, write_text
-from edgefer.inference import ModelInfo, load_classifier, sidecar_path
+from edgefer.runtime import ModelInfo, load_classifier, sidecar_path
 from edgefer.labels import CLASS_NAMES
 from edgefer.metrics import compute_metrics
 
@@ -142,7 +142,7 @@ def clean_process_latency(path: Path, threads: int) -> tuple[float, float]:
 
     with tempfile.TemporaryDirectory() as folder:
         result = Path(folder) / "latency.json"
-        subprocess.run([sys.executable, "-m", "edgefer.profiling", "infer", str(path), str(threads), str(result)],
+        subprocess.run([sys.executable, "-m", "edgefer.profile.workers", "infer", str(path), str(threads), str(result)],
                        check=True, capture_output=True, timeout=600)
         timing = json.loads(result.read_text())
     return timing["ms_per_face"], timing["faces_per_s"]
@@ -169,7 +169,7 @@ def export_model(model_path, out_dir=None, formats=DEFAULT_FORMATS, data=None, s
         if int8_offset != FLOAT_OFFSET:
             log("int8 input on the pixel grid: (pixel - 128) / 127.5, the 1/255 shift folded into the first layer")
 
-    from edgefer.training import predict_probabilities
+    from edgefer.runtime.keras import predict_probabilities
 
     reference = predict_probabilities(model, faces.images)
     keras_accuracy = compute_metrics(reference, faces.labels).accuracy
@@ -210,7 +210,7 @@ def export_model(model_path, out_dir=None, formats=DEFAULT_FORMATS, data=None, s
 
 
 def _keras_timing(model_path: Path, images: np.ndarray) -> tuple[float, float]:
-    from edgefer.inference import time_single_face
+    from edgefer.runtime import time_single_face
 
     classifier = load_classifier(model_path)
     ms = time_single_face(classifier, repeats=50)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgefer.data import scale_to_unit_range
-from edgefer.inference import ModelInfo
+from edgefer.runtime import ModelInfo
 
 INPUT_SCALE = ModelInfo.input_scale    # x = pixel * INPUT_SCALE + FLOAT_OFFSET, what the models train on
 FLOAT_OFFSET = ModelInfo.input_offset

@@ -1,6 +1,6 @@
 """Convert the `mtcnn` package's P-Net, R-Net and O-Net (weights shipped inside it, MIT licence) to TFLite.
 
-edgefer's detector (`edgefer.mtcnn_lite`) runs these three files on LiteRT with the pyramid, NMS and box
+edgefer's detector (`edgefer.detect.mtcnn`) runs these three files on LiteRT with the pyramid, NMS and box
 refinement in numpy/OpenCV, so a device needs neither TensorFlow nor the `mtcnn` package.
 
     python -m convert.mtcnn_tflite --out edgefer/weights

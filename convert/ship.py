@@ -15,10 +15,10 @@ from pathlib import Path
 
 import edgefer
 from edgefer.data import file_sha256
-from edgefer.evaluation import evaluate_model
+from edgefer.evaluation import EvaluateConfig, evaluate_model
 from edgefer.files import atomic_path, read_json, write_json
-from edgefer.inference import DEFAULT_KERAS_MODEL, sidecar_path
-from edgefer.profiling import machine_description
+from edgefer.runtime import DEFAULT_KERAS_MODEL, sidecar_path
+from edgefer.machine import machine_description
 
 REPORTS = Path(__file__).resolve().parents[1] / "profiles" / "shipped_model"
 
@@ -66,8 +66,8 @@ def ship(run_dir: str | os.PathLike, data: str, command: str | list[str], target
         with atomic_path(target) as temp:
             model.save(temp)  # weights only: no optimizer state
     split = args["val_split"]
-    plain = evaluate_model(target, data, split, out_dir=reports).metrics
-    flipped = evaluate_model(target, data, split, tta=True, out_dir=reports).metrics
+    plain = evaluate_model(EvaluateConfig(target, data, split, project=reports)).metrics
+    flipped = evaluate_model(EvaluateConfig(target, data, split, tta=True, project=reports)).metrics
     card = {
         "name": "mini_xception", "version": f"fer2013-{time.strftime('%Y%m%d')}", "format": "keras",
         "class_names": list(edgefer.CLASS_NAMES), "input_size": 48, "channels": 1,

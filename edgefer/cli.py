@@ -1,135 +1,187 @@
-"""The `edgefer` command line: thin wrappers over library functions.
+"""The `edgefer` command line: each command builds one config from the options it was given and calls one
+library function (usable from Python without the CLI).
 
-TensorFlow is imported only inside the commands that train or export.
+Heavy packages are imported inside the commands that need them, after the environment that quiets
+TensorFlow is set; `edgefer -v CMD` shows every library's log lines.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
 
+import click
 import typer
+from click.core import ParameterSource
+
+from edgefer.tfenv import StderrFilter, configure_tensorflow
 
 app = typer.Typer(
     help="edgefer: facial expression recognition from FER-2013 to an edge device.\n\n"
     "Typical flow: train -> evaluate -> export -> profile -> run.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,   # plain help: the rich renderer shows "<bool>" for flags under click 8.4
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 DATA_HELP = "FER-2013 CSV (Kaggle layout, plain or .gz) or an image folder with one sub-folder per class."
+TTA_SHIFT_HELP = ("With TTA, also average over both views moved this many pixels left/right/up/down "
+                  "(10 views, 10x classify cost; implies --tta).")
+RECIPE_DEFAULT = "the recipe's"
+TRAIN_PACKAGES = ("keras", "tensorflow")
+EXPORT_PACKAGES = ("keras", "tensorflow", "tf2onnx", "onnx")
 
 
 def fail(message: str, code: int = 2) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    """One line on stderr and a non-zero exit: the only way a command reports bad input."""
+    first = " ".join(str(message).split("\n")[0].split()) or "failed"
+    typer.secho(f"error: {first}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
 
-TTA_SHIFT_HELP = ("With TTA, also average over both views moved this many pixels left/right/up/down "
-                  "(10 views, 10x classify cost; implies --tta).")
-
-
-def _known_errors():
+@contextlib.contextmanager
+def one_line_errors(*extra: type[BaseException], interrupted: str = "interrupted"):
+    """Map every expected failure to one line and an exit code; a real bug still shows its traceback."""
     from edgefer.data import DataError
+    from edgefer.extras import MissingExtra
 
-    return (DataError, ValueError, FileNotFoundError)
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except MissingExtra as error:
+        fail(str(error))
+    except (DataError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, *extra) as error:
+        fail(str(error))
+    except PermissionError as error:
+        fail(f"{error.filename or ''}: permission denied (expected a folder you can write to)".lstrip(": "))
+    except OSError as error:
+        fail(f"{error.filename or ''}: {error.strerror or error}".lstrip(": "))
+    except KeyboardInterrupt:
+        fail(interrupted, code=130)
+
+
+def needs_extra(command: str, packages=TRAIN_PACKAGES, extra: str = "train") -> None:
+    """Stop with one line when the packages of an extra are missing (checked without importing them)."""
+    missing = [name for name in packages if importlib.util.find_spec(name) is None]
+    if missing:
+        fail(f"edgefer {command} needs the {extra} extra (missing: {', '.join(missing)}): "
+             f"pip install 'edgefer[{extra}]'")
+
+
+def given(ctx: click.Context, *skip: str) -> dict:
+    """The options the user typed (not their defaults), by parameter name: what overrides a recipe."""
+    return {name: value for name, value in ctx.params.items()
+            if name not in skip and ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
+
+
+def _version(value: bool) -> None:
+    if value:
+        from edgefer import __version__
+
+        typer.echo(f"edgefer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show TensorFlow, converter and Ray log lines."),
+):
+    """edgefer: facial expression recognition from FER-2013 to an edge device."""
+    if verbose:
+        os.environ["EDGEFER_VERBOSE"] = "1"
+    configure_tensorflow()
+
+
+# --------------------------------------------------------------------------- train
 
 
 @app.command()
 def train(
+    ctx: typer.Context,
     model: str = typer.Option("mini_xception", help="Model name (mini_xception, vgg, resnet50, cnn) or 'all'."),
-    data: Optional[str] = typer.Option(None, help=DATA_HELP),
-    recipe: str = typer.Option("paper", help="Named configuration: paper, best (the shipped model), distil (a distilled second schedule), swa (a weight-averaged second schedule), quick."),
-    epochs: Optional[int] = typer.Option(None, help="Epochs (default: the recipe's)."),
-    batch_size: Optional[int] = typer.Option(None, help="Batch size (default: the recipe's)."),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate (default: the recipe's)."),
-    schedule: Optional[str] = typer.Option(None, help="plateau (ReduceLROnPlateau), cosine (with warm-up), cyclic (cosine restarts) or constant."),
-    cycle_epochs: Optional[int] = typer.Option(None, help="Epochs per cycle of the cyclic schedule."),
-    l2: Optional[float] = typer.Option(None, help="L2 weight decay factor (default: the model's)."),
-    label_smoothing: Optional[float] = typer.Option(None, help="Label smoothing of the cross-entropy."),
-    sam_rho: Optional[float] = typer.Option(None, help="Sharpness-aware minimisation: ascent radius (e.g. 0.05; two passes per step); 0: off."),
-    branches: Optional[int] = typer.Option(None, help="mini_xception only: train a re-parameterized form with N parallel conv+BN branches per convolution (plus 1x1 and identity branches), merged into the plain 58,423-parameter model at the end; 0: off."),
-    width: Optional[float] = typer.Option(None, help="Multiplier on every hidden layer's filters/units (1 = the paper's)."),
-    dropout: Optional[float] = typer.Option(None, help="Dropout rate (default: the model's; mini_xception: none)."),
-    mixup: Optional[float] = typer.Option(None, help="Mixup Beta(alpha, alpha); 0 turns it off."),
-    weights: Optional[str] = typer.Option(None, help="Start from this trained .keras model's weights (same model and width) instead of random ones: fine-tuning, a second schedule."),
-    teacher: Optional[List[str]] = typer.Option(None, help="Distil from this trained .keras teacher (e.g. a vgg run's weights/model.keras); repeat for an ensemble."),
-    distill_weight: Optional[float] = typer.Option(None, help="Share of the teacher's softened probabilities in the target (default 0.5)."),
-    distill_temperature: Optional[float] = typer.Option(None, help="Temperature that softens the teacher's probabilities (default 2)."),
+    data: Optional[str] = typer.Option(None, help=DATA_HELP + " Required unless --resume.", show_default=False),
+    recipe: str = typer.Option("paper", help="Named configuration: paper, best (the shipped model), distil, swa, quick."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Epochs.", show_default=RECIPE_DEFAULT),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Batch size (the last uneven batch is dropped).", show_default=RECIPE_DEFAULT),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate (> 0).", show_default=RECIPE_DEFAULT),
+    schedule: Optional[str] = typer.Option(None, help="plateau, cosine (with warm-up), cyclic (cosine restarts) or constant.", show_default=RECIPE_DEFAULT),
+    cycle_epochs: Optional[int] = typer.Option(None, min=1, help="Epochs per cycle of the cyclic schedule.", show_default=False),
+    l2: Optional[float] = typer.Option(None, min=0, help="L2 weight decay factor.", show_default="the model's"),
+    label_smoothing: Optional[float] = typer.Option(None, min=0, max=0.99, help="Label smoothing of the cross-entropy.", show_default=RECIPE_DEFAULT),
+    sam_rho: Optional[float] = typer.Option(None, min=0, help="Sharpness-aware minimisation radius (e.g. 0.05; two passes per step); 0: off.", show_default="0"),
+    branches: Optional[int] = typer.Option(None, min=0, help="mini_xception only: train with N parallel conv+BN branches per convolution, merged into the plain 58,423-parameter model at the end; 0: off.", show_default="0"),
+    width: Optional[float] = typer.Option(None, min=0.01, help="Multiplier on every hidden layer's filters/units.", show_default="1"),
+    dropout: Optional[float] = typer.Option(None, min=0, max=0.99, help="Dropout rate.", show_default="the model's"),
+    mixup: Optional[float] = typer.Option(None, min=0, help="Mixup Beta(alpha, alpha); 0 turns it off.", show_default="0"),
+    weights: Optional[str] = typer.Option(None, help="Start from this trained .keras model's weights (same model and width): fine-tuning, a second schedule.", show_default=False),
+    teacher: Optional[List[str]] = typer.Option(None, help="Distil from this trained .keras teacher; repeat for an ensemble.", show_default=False),
+    distill_weight: Optional[float] = typer.Option(None, min=0, max=1, help="Share of the teacher's softened probabilities in the target.", show_default="0.5"),
+    distill_temperature: Optional[float] = typer.Option(None, min=0.01, help="Temperature that softens the teacher's probabilities.", show_default="2"),
     no_augment: bool = typer.Option(False, "--no-augment", help="Train without augmentation."),
-    rotation: Optional[float] = typer.Option(None, min=0, help="Augmentation: largest random rotation, degrees (recipe default 10)."),
-    shift: Optional[float] = typer.Option(None, min=0, max=0.5, help="Augmentation: largest random shift, fraction of the size (default 0.1)."),
-    zoom: Optional[float] = typer.Option(None, min=0, max=0.5, help="Augmentation: largest random zoom in or out, fraction (default 0.1)."),
-    flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", help="Augmentation: random horizontal flips (default on)."),
-    clean_epochs: Optional[int] = typer.Option(None, help="Train the last N epochs without augmentation (like Ultralytics' close_mosaic); default 0."),
+    rotation: Optional[float] = typer.Option(None, min=0, max=180, help="Augmentation: largest random rotation, degrees.", show_default="10"),
+    shift: Optional[float] = typer.Option(None, min=0, max=0.5, help="Augmentation: largest random shift, fraction of the size.", show_default="0.1"),
+    zoom: Optional[float] = typer.Option(None, min=0, max=0.5, help="Augmentation: largest random zoom in or out, fraction.", show_default="0.1"),
+    flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", help="Augmentation: random horizontal flips.", show_default="on"),
+    clean_epochs: Optional[int] = typer.Option(None, min=0, help="Train the last N epochs without augmentation.", show_default="0"),
     balance_classes: bool = typer.Option(False, help="Weight samples by inverse class frequency."),
-    patience: Optional[int] = typer.Option(None, help="Early-stopping patience in epochs (validation accuracy)."),
+    patience: Optional[int] = typer.Option(None, min=1, help="Early-stopping patience in epochs (validation accuracy).", show_default=RECIPE_DEFAULT),
     precise_bn: bool = typer.Option(True, help="Recompute batch-norm statistics before each validation."),
-    swa_start: Optional[int] = typer.Option(None, help="Stochastic weight averaging: average the weights from this epoch on (every epoch; with the cyclic schedule each cycle's end); the average competes for the best checkpoint (0: off)."),
+    swa_start: Optional[int] = typer.Option(None, min=0, help="Average the weights from this epoch on (SWA); 0: off.", show_default="0"),
     seed: int = typer.Option(0, help="Random seed (data order, augmentation, initial weights)."),
-    input_size: int = typer.Option(48, help="Square input size in pixels."),
+    input_size: int = typer.Option(48, min=16, max=512, help="Square input size in pixels."),
     train_split: str = typer.Option("Training", help="CSV Usage value to train on."),
     val_split: str = typer.Option("PublicTest", help="CSV Usage value to select the best epoch on."),
-    test_split: Optional[str] = typer.Option(None, help="CSV Usage value to report at the end (e.g. PrivateTest)."),
-    val_fraction: float = typer.Option(0.1, help="Image folders: stratified validation fraction."),
-    test_fraction: float = typer.Option(0.1, help="Image folders: stratified test fraction."),
-    limit: Optional[int] = typer.Option(None, help="Use at most this many images per split (quick runs)."),
+    test_split: Optional[str] = typer.Option(None, help="CSV Usage value to report at the end (e.g. PrivateTest).", show_default=False),
+    val_fraction: float = typer.Option(0.1, min=0, max=0.9, help="Image folders: stratified validation fraction."),
+    test_fraction: float = typer.Option(0.1, min=0, max=0.9, help="Image folders: stratified test fraction."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Use at most this many images per split (quick runs).", show_default="all"),
     skip_bad: bool = typer.Option(False, help="Skip malformed rows/images and report how many, instead of failing."),
-    name: str = typer.Option("", help="Run name (default: the model name); runs/train/<name>[N]."),
+    name: str = typer.Option("", help="Run name; runs/train/<name>[N].", show_default="the model name"),
     project: str = typer.Option("runs/train", help="Folder that holds the run directories."),
-    resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory from its last checkpoint (--epochs and --clean-epochs may change)."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory from its last checkpoint (--epochs and --clean-epochs may change).", show_default=False),
     quiet: bool = typer.Option(False, help="One line per epoch instead of a progress bar."),
 ):
     """Train a model; writes runs/train/<name>/ with weights, history, metrics and plots."""
-    from edgefer import training
+    needs_extra("train")
+    from edgefer.models import MODELS, check_model_name
+    from edgefer.train import config_from_recipe
+    from edgefer.train import resume as resume_run
+    from edgefer.train import train as train_run
 
     verbose = 2 if quiet or not sys.stdout.isatty() else 1
-    try:
+    run_dir = resume
+    with one_line_errors(interrupted="interrupted: the last finished epoch is checkpointed; continue with "
+                                     f"edgefer train --resume {run_dir or 'RUN_DIR'}"):
         if resume is not None:
-            result = training.resume(resume, log=typer.echo, verbose=verbose, epochs=epochs,
-                                     clean_epochs=clean_epochs)
+            changes = given(ctx, "resume", "quiet")
+            unexpected = sorted(set(changes) - {"epochs", "clean_epochs"})
+            if unexpected:
+                fail(f"--resume continues a run as recorded: only --epochs and --clean-epochs may change, "
+                     f"not --{unexpected[0].replace('_', '-')}")
+            result = resume_run(resume, log=typer.echo, verbose=verbose, **changes)
             _print_train_results([result])
             return
         if not data:
             fail("--data is required: " + DATA_HELP)
-        from edgefer.models import MODELS, check_model_name
-        from edgefer.pipeline import NO_AUGMENT
-
+        options = given(ctx, "model", "recipe", "resume", "quiet", "name")
         names = list(MODELS) if model == "all" else [check_model_name(model)]
+        configs = [config_from_recipe(recipe, **options, model=model_name,
+                                      name=name if len(names) == 1 else (f"{name}_{model_name}" if name else ""))
+                   for model_name in names]   # every config is checked before the first run starts
         results = []
-        for model_name in names:
-            config = training.config_from_recipe(
-                recipe, model=model_name, data=data, epochs=epochs, batch_size=batch_size, lr=lr,
-                schedule=schedule, cycle_epochs=cycle_epochs, l2=l2, width=width, dropout=dropout, label_smoothing=label_smoothing, sam_rho=sam_rho, branches=branches, patience=patience,
-                init_weights=weights, teacher=teacher or None, distill_weight=distill_weight, distill_temperature=distill_temperature,
-                precise_bn=precise_bn, swa_start=swa_start, clean_epochs=clean_epochs, seed=seed,
-                input_size=input_size, train_split=train_split,
-                val_split=val_split, test_split=test_split, val_fraction=val_fraction,
-                test_fraction=test_fraction, limit=limit, skip_bad=skip_bad,
-                name=name if name and len(names) == 1 else (f"{name}_{model_name}" if name else ""),
-                project=project, balance_classes=balance_classes,
-            )
-            if no_augment:
-                config.augment = NO_AUGMENT
-            config.augment = _augment_overrides(config.augment, rotation_degrees=rotation, shift=shift,
-                                                zoom=zoom, horizontal_flip=flip, mixup_alpha=mixup)
-            typer.echo(f"training {model_name} with recipe {recipe!r}")
-            results.append(training.train(config, log=typer.echo, verbose=verbose))
+        for config in configs:
+            typer.echo(f"training {config.model} with recipe {recipe!r}")
+            results.append(train_run(config, log=typer.echo, verbose=verbose))
+            run_dir = results[-1].run_dir
         _print_train_results(results)
-    except _known_errors() as error:
-        fail(str(error))
-    except KeyboardInterrupt:
-        fail("interrupted: the last finished epoch is checkpointed; continue with edgefer train --resume RUN_DIR",
-             code=130)
-
-
-def _augment_overrides(augment, **values):
-    """The recipe's augmentation with the options given on the command line (None: keep)."""
-    import dataclasses
-
-    return dataclasses.replace(augment, **{k: v for k, v in values.items() if v is not None})
 
 
 def _print_train_results(results) -> None:
@@ -139,122 +191,133 @@ def _print_train_results(results) -> None:
         for split, metrics in result.metrics.items():
             typer.echo(f"{str(result.run_dir):<40}{result.epochs_run:>7}{split:>12}"
                        f"{metrics['accuracy']:>10.4f}{metrics['macro_f1']:>10.4f}{result.images_per_second:>8.0f}")
-    typer.echo(f"\nbest weights: {results[-1].best_model}")
+    for result in results:
+        typer.echo(f"\nmodel to export: {result.model_path}   (edgefer export {result.model_path} --data ...)")
+
+
+# --------------------------------------------------------------------------- evaluate
 
 
 @app.command()
 def evaluate(
-    model: Path = typer.Argument(..., help="Model file (.keras; .tflite and .onnx once exported)."),
-    data: str = typer.Option(..., help=DATA_HELP),
-    split: str = typer.Option("PublicTest", help="CSV Usage value, or train/val/test of an image folder."),
+    model: Path = typer.Argument(..., help="Model file (.keras, .tflite, .onnx), or a training run directory (its weights/model.keras, data and validation split)."),
+    data: Optional[str] = typer.Option(None, help=DATA_HELP, show_default="a run directory's data"),
+    split: Optional[str] = typer.Option(None, help="CSV Usage value, or train/val/test of an image folder.", show_default="PublicTest"),
     tta: bool = typer.Option(False, help="Average the prediction with that of the mirrored face."),
-    tta_shift: int = typer.Option(0, min=0, help=TTA_SHIFT_HELP),
-    limit: Optional[int] = typer.Option(None, help="Evaluate at most this many images."),
+    tta_shift: int = typer.Option(0, min=0, max=8, help=TTA_SHIFT_HELP),
+    limit: Optional[int] = typer.Option(None, min=1, help="Evaluate at most this many images.", show_default="all"),
     skip_bad: bool = typer.Option(False, help="Skip malformed rows/images instead of failing."),
-    threads: Optional[int] = typer.Option(None, help="Inference threads (default: the runtime's)."),
-    out: Path = typer.Option(Path("runs/evaluate"), help="Folder for metrics.json and confusion.png."),
+    threads: Optional[int] = typer.Option(None, min=1, help="Inference threads.", show_default="the runtime's"),
+    project: Path = typer.Option(Path("runs/evaluate"), "--project", "--out", help="Folder that holds the evaluation directories."),
+    name: str = typer.Option("", help="Evaluation name; <project>/<name>[N].", show_default="<model>_<split>"),
     seed: int = typer.Option(0, help="Seed of the stratified split for image folders."),
 ):
     """Accuracy, per-class accuracy, macro-F1 and the normalised confusion matrix of a model."""
-    from edgefer.evaluation import evaluate_model
+    from edgefer.evaluation import EvaluateConfig, evaluate_model
 
-    try:
-        report = evaluate_model(model, data, split, tta=tta, limit=limit, skip_bad=skip_bad,
-                                threads=threads, out_dir=out, seed=seed, tta_shift=tta_shift)
-    except _known_errors() as error:
-        fail(str(error))
+    with one_line_errors():
+        config = EvaluateConfig.resolve(model=model, data=data, split=split, tta=tta, tta_shift=tta_shift,
+                                        limit=limit, skip_bad=skip_bad, threads=threads, project=project,
+                                        name=name, seed=seed)
+        report = evaluate_model(config, log=typer.echo)
     typer.echo(report.text)
-    typer.echo(f"\nwrote {report.json_path} and {report.png_path}")
+    typer.echo(f"\nwrote {report.json_path}" + (f" and {report.png_path}" if report.png_path else ""))
+
+
+# --------------------------------------------------------------------------- export
 
 
 @app.command()
 def export(
     model: Path = typer.Argument(..., help="The .keras model to export."),
-    data: Optional[str] = typer.Option(None, help="Labelled faces to validate on. " + DATA_HELP),
+    data: str = typer.Option(..., help="Labelled faces to validate on (required). " + DATA_HELP, show_default=False),
     split: str = typer.Option("PublicTest", help="Split of --data to validate on."),
-    formats: Optional[str] = typer.Option(None, help="Comma-separated: float32,float16,dynamic,int8,onnx,onnx_int8 (default: all)."),
+    formats: Optional[str] = typer.Option(None, help="Comma-separated: float32,float16,dynamic,int8,onnx,onnx_int8.", show_default="all"),
     int8: bool = typer.Option(False, "--int8", help="Short for the full-integer formats (int8 TFLite and int8 ONNX)."),
-    out: Optional[Path] = typer.Option(None, help="Export folder (default: <model>_export next to the model)."),
-    calibration: int = typer.Option(500, help="Training faces used to calibrate int8 quantisation."),
-    calibration_data: Optional[str] = typer.Option(None, help="Data for calibration (default: --data's training split)."),
-    threshold: float = typer.Option(1.0, help="Fail an export whose accuracy falls more than this many points below Keras."),
-    threads: int = typer.Option(1, help="Threads for the latency column."),
-    limit: Optional[int] = typer.Option(None, help="Validate on at most this many faces."),
+    out: Optional[Path] = typer.Option(None, help="Export folder.", show_default="<model>_export next to the model"),
+    calibration: int = typer.Option(500, min=1, help="Training faces used to calibrate int8 quantisation."),
+    calibration_data: Optional[str] = typer.Option(None, help="Data for calibration.", show_default="--data's training split"),
+    threshold: float = typer.Option(1.0, min=0, help="Fail an export whose accuracy falls more than this many points below Keras."),
+    threads: int = typer.Option(1, min=1, help="Threads for the latency column."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Validate on at most this many faces.", show_default="all"),
 ):
     """Export to TFLite (float32/float16/dynamic/int8) and ONNX; validate each file in its runtime."""
+    needs_extra("export", EXPORT_PACKAGES)
     from convert.export import ExportError, export_model, format_table, parse_formats
 
-    try:
+    with one_line_errors(ExportError):
         chosen = parse_formats(formats, int8_only=int8)
         rows, out_dir = export_model(model, out, chosen, data, split, calibration, calibration_data,
                                      threshold, threads, limit, log=typer.echo)
-    except (ExportError, *_known_errors()) as error:
-        fail(str(error))
     typer.echo("\n" + format_table(rows))
     typer.echo(f"\nwrote {out_dir}/export.md and export.json")
     if not all(r.ok for r in rows):
-        fail("some exports failed validation (see Status)", code=1)
+        fail("some exports failed validation (see Status; failed files were not kept)", code=1)
+
+
+# --------------------------------------------------------------------------- run
 
 
 @app.command()
 def run(
-    camera: Optional[int] = typer.Option(None, help="Camera index for OpenCV VideoCapture (e.g. 0)."),
-    source: Optional[str] = typer.Option(None, help="Video file, image, folder of images or stream URL; 'demo' for the shipped photo."),
-    model: Optional[str] = typer.Option(None, help="Classifier .tflite/.onnx/.keras (default: the shipped int8 mini-Xception)."),
-    device: Optional[str] = typer.Option(None, help="Device profile: rpi4, jetson, or a profile JSON path."),
-    detector: Optional[str] = typer.Option(None, help="Face detector: mtcnn (LiteRT) or haar (OpenCV). [default: mtcnn]"),
-    min_face_size: Optional[int] = typer.Option(None, help="Smallest face to detect, pixels. [default: 40]"),
-    detect_every: Optional[int] = typer.Option(None, help="Detect every k frames, holding tracked boxes in between. [default: 1]"),
-    smoothing: Optional[float] = typer.Option(None, help="EMA weight of the past for each tracked face's probabilities (0 = off)."),
-    threads: Optional[int] = typer.Option(None, help="Inference threads. [default: 1]"),
-    margin: Optional[float] = typer.Option(None, help="Enlarge each face box by this fraction before cropping."),
-    resolution: Optional[str] = typer.Option(None, help="Camera capture size WxH, e.g. 640x480."),
+    ctx: typer.Context,
+    camera: Optional[int] = typer.Option(None, min=0, help="Camera index for OpenCV VideoCapture (e.g. 0).", show_default=False),
+    source: Optional[str] = typer.Option(None, help="Video file, image, folder of images or stream URL; 'demo' for the shipped photo.", show_default="camera 0"),
+    model: Optional[str] = typer.Option(None, help="Classifier .tflite/.onnx/.keras.", show_default="the shipped int8 mini-Xception"),
+    device: Optional[str] = typer.Option(None, help="Device profile (rpi4, rpi5, jetson) or a profile .json; explicit options win.", show_default=False),
+    detector: str = typer.Option("mtcnn", help="Face detector: mtcnn (LiteRT) or haar (OpenCV)."),
+    min_face_size: int = typer.Option(40, min=12, max=4096, help="Smallest face to detect, pixels."),
+    detect_every: int = typer.Option(1, min=1, help="Detect every k frames, holding tracked boxes in between."),
+    smoothing: float = typer.Option(0.0, min=0, max=0.99, help="EMA weight of the past for each tracked face's probabilities (0 = off)."),
+    threads: int = typer.Option(1, min=1, max=256, help="Inference threads."),
+    margin: float = typer.Option(0.0, min=0, max=2, help="Enlarge each face box by this fraction before cropping."),
+    resolution: Optional[str] = typer.Option(None, help="Camera capture size WxH, e.g. 640x480.", show_default="the camera's"),
     tta: bool = typer.Option(False, help="Average each face's prediction with its mirror image (2x classify cost)."),
-    tta_shift: Optional[int] = typer.Option(None, min=0, help=TTA_SHIFT_HELP),
-    max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames."),
-    save: Optional[str] = typer.Option(None, help="Annotated video (.mp4/.avi), or a folder for annotated images."),
-    json_out: Optional[str] = typer.Option(None, "--json", help="JSON Lines per frame (flushed every frame)."),
+    tta_shift: int = typer.Option(0, min=0, max=8, help=TTA_SHIFT_HELP),
+    max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after this many frames.", show_default="no limit"),
+    save: Optional[str] = typer.Option(None, help="Annotated video (.mp4/.avi), or a folder for annotated images.", show_default=False),
+    json_out: Optional[str] = typer.Option(None, "--json", help="JSON Lines per frame, appended (flushed every frame).", show_default=False),
+    rotate_mb: float = typer.Option(0.0, min=0, help="Rotate the --json file when it passes this size (file.1, file.2 ...); 0: never."),
+    retry_seconds: float = typer.Option(0.0, min=0, help="Camera/stream: keep reopening a lost source for this long (backoff 1-30 s); 0: stop at once."),
     show: bool = typer.Option(True, help="Show a window when OpenCV has a GUI and a display exists."),
+    faces: Optional[bool] = typer.Option(None, "--faces/--no-faces", help="Print every face of every frame.", show_default="on for images and folders"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the summary."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print every face of every frame."),
 ):
     """The real-time loop: detect faces, classify expressions, overlay, save; no TensorFlow needed."""
     from edgefer import live
-    from edgefer.devices import load_profile
+    from edgefer.live.devices import apply_profile, load_profile
 
-    try:
-        profile = load_profile(device) if device else {}
-        options = {k: v for k, v in dict(
-            model=model, detector=detector, min_face_size=min_face_size, detect_every=detect_every,
-            smoothing=smoothing, threads=threads, margin=margin, tta=tta or None,
-            tta_shift=tta_shift).items() if v is not None}
-        size = resolution or profile.get("resolution")
+    with one_line_errors(live.SourceError):
+        if camera is not None and source is not None:
+            fail("give either --camera or --source, not both")
+        options = given(ctx, "camera", "source", "device", "faces", "quiet", "show", "json_out", "save", "resolution",
+                        "max_frames")
         config = live.RunConfig(
-            source=_run_source(camera, source), max_frames=max_frames, save=save, json_path=json_out,
-            show=show, resolution=_parse_resolution(size) if size else None,
-            providers=profile.get("providers"),
-            **{**{k: v for k, v in profile.items() if k in live.RunConfig.__dataclass_fields__}, **options},
-        )
+            source=_run_source(camera, source), max_frames=max_frames, save=save, json_path=json_out, show=show,
+            resolution=_parse_resolution(resolution) if resolution else None,
+            **{k: v for k, v in ctx.params.items() if k in live.RunConfig.__dataclass_fields__ and k not in (
+                "source", "max_frames", "save", "json_path", "show", "resolution")})
+        if device:
+            explicit = set(options) | ({"resolution"} if resolution else set())
+            config = apply_profile(config, load_profile(device), explicit)
+        print_faces = faces if faces is not None else live.FrameSource.kind_of(config.source) in ("image", "folder")
 
-        def report(index, faces):
-            if verbose:
-                for face in faces:
-                    typer.echo(f"frame {index}: face {face['id']} {face['box']} {face['emotion']} "
+        def report(record):
+            if print_faces and not quiet:
+                where = record.get("file") or f"frame {record['frame']}"
+                for face in record["faces"]:
+                    typer.echo(f"{where}: face {face['id']} {face['box']} {face['emotion']} "
                                f"{face['probabilities'][face['emotion']]:.2f}")
 
         summary = live.run(config, on_frame=report)
-    except (live.SourceError, *_known_errors()) as error:
-        fail(str(error))
-    except OSError as error:  # e.g. --json or --save where it cannot be written
-        fail(f"{getattr(error, 'filename', '') or ''}: {error.strerror or error}".lstrip(": "))
     if not quiet:
         typer.echo(f"source {config.source}, detector {config.detector}, model {config.model or 'shipped int8'}")
     _print_run_summary(summary)
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
 
 
 def _run_source(camera, source) -> str:
-    if camera is not None and source is not None:
-        fail("give either --camera or --source, not both")
     if source == "demo":
         from edgefer.live import DEMO_IMAGE
 
@@ -262,13 +325,13 @@ def _run_source(camera, source) -> str:
     return str(camera) if camera is not None else (source or "0")
 
 
-def _parse_resolution(text) -> tuple[int, int]:
-    if isinstance(text, (list, tuple)):
-        return int(text[0]), int(text[1])
+def _parse_resolution(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in str(text).lower().split("x"))
     except ValueError:
         fail(f"--resolution {text!r}: expected WIDTHxHEIGHT, e.g. 640x480")
+    if width < 1 or height < 1:
+        fail(f"--resolution {text!r}: expected positive WIDTHxHEIGHT, e.g. 640x480")
     return width, height
 
 
@@ -276,116 +339,129 @@ def _print_run_summary(summary) -> None:
     ms = summary.mean_ms()
     typer.echo(f"{'frames':>8}{'faces':>8}{'FPS':>9}" + "".join(f"{s + ' ms':>12}" for s in ms))
     typer.echo(f"{summary.frames:>8}{summary.faces:>8}{summary.fps:>9.1f}" + "".join(f"{v:>12.2f}" for v in ms.values()))
+    if summary.unreadable:
+        shown = ", ".join(summary.unreadable[:5]) + (" ..." if len(summary.unreadable) > 5 else "")
+        typer.echo(f"unreadable: {len(summary.unreadable)} file(s): {shown}")
     typer.echo(f"stopped: {summary.stopped}")
+
+
+# --------------------------------------------------------------------------- profile
 
 
 @app.command()
 def profile(
     model: str = typer.Option("all", help="Model to profile (mini_xception, vgg, resnet50, cnn) or 'all'."),
-    data: str = typer.Option(..., help=DATA_HELP),
-    epochs: int = typer.Option(1, help="Training epochs per model."),
-    train_images: int = typer.Option(4096, help="Training images per epoch (the step budget; 0 = all)."),
-    test_images: int = typer.Option(0, help="Validation images for the test stage (0 = the whole split)."),
-    batch_size: int = typer.Option(32, help="Batch size."),
-    interval: float = typer.Option(0.5, help="Sampling interval in seconds."),
+    data: str = typer.Option(..., help=DATA_HELP, show_default=False),
+    epochs: int = typer.Option(1, min=1, help="Training epochs per model."),
+    train_images: int = typer.Option(4096, min=0, help="Training images per epoch (the step budget; 0 = all)."),
+    test_images: int = typer.Option(0, min=0, help="Validation images for the test stage (0 = the whole split)."),
+    batch_size: int = typer.Option(32, min=1, help="Batch size."),
+    interval: float = typer.Option(0.5, min=0.01, help="Sampling interval in seconds."),
     edge: bool = typer.Option(True, help="Also export and measure size, latency and inference memory per runtime."),
     devices: str = typer.Option("", help="'cpu,gpu': also the CPU-vs-GPU training-time table (GPU columns say when absent)."),
     device_epochs: str = typer.Option("2", help="Epoch counts for the CPU-vs-GPU table, e.g. 2,10,30,50."),
     out: Path = typer.Option(Path("runs/profile"), help="Output folder."),
 ):
     """Train and test each model in a sampled child process: the paper's Tables 2-5 plus edge numbers."""
+    needs_extra("profile", EXPORT_PACKAGES if edge else TRAIN_PACKAGES)
     from edgefer.models import MODELS
-    from edgefer.profiling import ProfileConfig, run_profile
+    from edgefer.profile import ProfileConfig, run_profile
 
-    try:
-        epochs_list = [int(v) for v in device_epochs.split(",") if v.strip()]
-    except ValueError:
-        fail(f"--device-epochs {device_epochs!r}: expected comma-separated integers, e.g. 2,10")
-    config = ProfileConfig(
-        models=list(MODELS) if model == "all" else [model], data=data, epochs=epochs,
-        train_images=train_images or None, test_images=test_images or None, batch_size=batch_size,
-        interval=interval, out=str(out), edge=edge,
-        devices=[d.strip() for d in devices.split(",") if d.strip()], device_epochs=epochs_list)
-    try:
-        run_profile(config, log=typer.echo)
-    except _known_errors() as error:
-        fail(str(error))
-    typer.echo("\n" + (out / "summary.md").read_text())
+    with one_line_errors():
+        try:
+            epochs_list = [int(v) for v in device_epochs.split(",") if v.strip()]
+        except ValueError:
+            fail(f"--device-epochs {device_epochs!r}: expected comma-separated integers, e.g. 2,10")
+        config = ProfileConfig(
+            models=list(MODELS) if model == "all" else [model], data=data, epochs=epochs,
+            train_images=train_images or None, test_images=test_images or None, batch_size=batch_size,
+            interval=interval, out=str(out), edge=edge,
+            devices=[d.strip() for d in devices.split(",") if d.strip()], device_epochs=epochs_list)
+        report = run_profile(config, log=typer.echo)
+    typer.echo("\n" + report["markdown"])
+
+
+# --------------------------------------------------------------------------- sweep
 
 
 @app.command()
 def sweep(
-    data: str = typer.Option(..., help=DATA_HELP),
-    space: Optional[list[str]] = typer.Option(None, help="NAME=log:LOW:HIGH | float:LOW:HIGH | int:LOW:HIGH | choice:A,B (repeat)."),
-    space_file: Optional[str] = typer.Option(None, help="YAML search space with the same keys."),
+    data: str = typer.Option(..., help=DATA_HELP, show_default=False),
+    space: Optional[list[str]] = typer.Option(None, help="NAME=log:LOW:HIGH | float:LOW:HIGH | int:LOW:HIGH | choice:A,B (repeat).", show_default=False),
+    space_file: Optional[str] = typer.Option(None, help="YAML search space with the same keys.", show_default=False),
     sampler: str = typer.Option("tpe", help="grid, random or tpe."),
-    trials: Optional[int] = typer.Option(None, help="Trials to finish in total (default 20; grid: its size)."),
+    trials: Optional[int] = typer.Option(None, min=1, help="Trials to finish in total.", show_default="20; grid: its size"),
     model: str = typer.Option("mini_xception", help="Model to train in every trial."),
     recipe: str = typer.Option("paper", help="Base recipe of every trial."),
-    epochs: Optional[int] = typer.Option(None, help="Epochs per trial (unless swept)."),
-    limit: Optional[int] = typer.Option(None, help="At most this many images per split."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Epochs per trial (unless swept).", show_default=RECIPE_DEFAULT),
+    limit: Optional[int] = typer.Option(None, min=1, help="At most this many images per split.", show_default="all"),
     prune: bool = typer.Option(True, help="Stop poor trials early (median rule on validation accuracy)."),
-    grid_points: int = typer.Option(3, help="Grid sampler: values per numeric range."),
+    grid_points: int = typer.Option(3, min=2, help="Grid sampler: values per numeric range."),
     seed: int = typer.Option(0, help="Sampler seed."),
-    out: Path = typer.Option(Path("runs/sweep/study"), help="Study folder (study.db, trials/, sweep.md, sweep.png); rerun to resume."),
+    out: Path = typer.Option(Path("runs/sweep/study"), help="Study folder (study.db, trials/, sweep.md, sweep.png)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the study in --out (its search space must match)."),
 ):
-    """Hyper-parameter search over `edgefer train` with Optuna; stop and rerun to resume."""
+    """Hyper-parameter search over `edgefer train` with Optuna; --resume continues a stopped study."""
+    needs_extra("sweep", TRAIN_PACKAGES + ("optuna",))
     from edgefer import sweep as sweeping
-    from edgefer.training import config_from_recipe
+    from edgefer.train import config_from_recipe
 
-    try:
+    with one_line_errors(sweeping.SweepError):
         dimensions = sweeping.parse_space(space, space_file)
         total = trials or (sweeping.grid_size(dimensions, grid_points) if sampler == "grid" else 20)
         base = config_from_recipe(recipe, model=model, data=data, epochs=epochs, limit=limit, seed=seed)
         report = sweeping.run_sweep(sweeping.SweepConfig(base, dimensions, sampler, total, str(out), prune,
-                                                         grid_points, seed), log=typer.echo)
-    except (sweeping.SweepError, *_known_errors()) as error:
-        fail(str(error))
+                                                         grid_points, seed, resume), log=typer.echo)
     typer.echo("\n" + (out / "sweep.md").read_text())
     if report["best"] is None:
         fail("no trial completed", code=1)
 
 
+# --------------------------------------------------------------------------- prune
+
+
 @app.command()
 def prune(
     model: Path = typer.Argument(..., help="Trained .keras model to prune (e.g. runs/train/<name>/weights/model.keras)."),
-    data: str = typer.Option(..., help=DATA_HELP),
+    data: str = typer.Option(..., help=DATA_HELP, show_default=False),
     criterion: str = typer.Option("kernel", help="Comma-separated, applied in order: kernel (filter importance "
                                   "sqrt(sum w^2 / k^2)), angle (merge near-parallel/opposite units), zero (dead units)."),
     metric: str = typer.Option("loss", help="Stop on validation 'loss' rising or 'accuracy' falling by --threshold."),
-    rank: str = typer.Option("global", help="kernel criterion: 'global' (least important filter anywhere, the "
-                             "study's rule) or 'layer' (relative to its layer's mean importance)."),
-    threshold: float = typer.Option(0.1, help="Largest allowed rise in loss (or fall in accuracy) vs the unpruned model."),
-    step: int = typer.Option(1, help="Channels removed per step (the study removes one at a time)."),
-    target_fraction: Optional[float] = typer.Option(None, help="Stop once parameters are at most this fraction of the original."),
-    max_steps: Optional[int] = typer.Option(None, help="Stop after this many steps."),
-    step_finetune_epochs: int = typer.Option(0, help="Fine-tuning epochs after every kept step."),
-    finetune_epochs: int = typer.Option(0, help="Fine-tuning epochs once pruning stops."),
-    finetune_lr: float = typer.Option(3e-4, help="Adam learning rate of the fine-tuning."),
-    angle: float = typer.Option(15.0, help="angle criterion: merge units within this many degrees of parallel/opposite."),
-    limit: Optional[int] = typer.Option(None, help="At most this many images per split (quick runs)."),
-    name: str = typer.Option("", help="Run name (default: the model file's stem); runs/prune/<name>[N]."),
+    rank: str = typer.Option("global", help="kernel criterion: 'global' (least important filter anywhere) or 'layer'."),
+    threshold: float = typer.Option(0.1, min=0, help="Largest allowed rise in loss (or fall in accuracy) vs the unpruned model."),
+    step: int = typer.Option(1, min=1, help="Channels removed per step."),
+    target_fraction: Optional[float] = typer.Option(None, min=0.001, max=0.999, help="Stop once parameters are at most this fraction of the original.", show_default=False),
+    max_steps: Optional[int] = typer.Option(None, min=1, help="Stop after this many steps.", show_default="no limit"),
+    step_finetune_epochs: int = typer.Option(0, min=0, help="Fine-tuning epochs after every kept step."),
+    finetune_epochs: int = typer.Option(0, min=0, help="Fine-tuning epochs once pruning stops."),
+    finetune_lr: float = typer.Option(3e-4, min=1e-9, help="Adam learning rate of the fine-tuning."),
+    angle: float = typer.Option(15.0, min=0.01, max=89.99, help="angle criterion: merge units within this many degrees of parallel/opposite."),
+    limit: Optional[int] = typer.Option(None, min=1, help="At most this many images per split (quick runs).", show_default="all"),
+    name: str = typer.Option("", help="Run name; runs/prune/<name>[N].", show_default="the model file's stem"),
     project: Path = typer.Option(Path("runs/prune"), help="Parent folder of run directories."),
 ):
     """Structured pruning that removes whole filters and units; writes a smaller .keras and a per-step table."""
-    from edgefer.pruning import PruneConfig, run_prune
+    needs_extra("prune")
+    from edgefer.prune import PruneConfig, run_prune
 
-    config = PruneConfig(
-        model=str(model), data=data, criteria=tuple(c.strip() for c in criterion.split(",") if c.strip()),
-        metric=metric, rank=rank, threshold=threshold, step=step, target_fraction=target_fraction,
-        max_steps=max_steps, step_finetune_epochs=step_finetune_epochs, finetune_epochs=finetune_epochs,
-        finetune_lr=finetune_lr, angle_degrees=angle, limit=limit, name=name, project=str(project))
-    try:
+    with one_line_errors():
+        config = PruneConfig(
+            model=str(model), data=data, criteria=tuple(c.strip() for c in criterion.split(",") if c.strip()),
+            metric=metric, rank=rank, threshold=threshold, step=step, target_fraction=target_fraction,
+            max_steps=max_steps, step_finetune_epochs=step_finetune_epochs, finetune_epochs=finetune_epochs,
+            finetune_lr=finetune_lr, angle_degrees=angle, limit=limit, name=name, project=str(project))
         result = run_prune(config, log=typer.echo)
-    except _known_errors() as error:
-        fail(str(error))
     typer.echo("\n" + (result.run_dir / "steps.md").read_text())
     typer.echo(f"pruned model: {result.model_path}  (export: edgefer export {result.model_path} --data ...)")
 
 
-def main() -> None:  # pragma: no cover - console entry
+def console() -> None:  # pragma: no cover - the `edgefer` console script
+    """The installed command: C++ library chatter filtered from the terminal (see tfenv.StderrFilter)."""
+    if "-v" in sys.argv[1:2] or "--verbose" in sys.argv[1:2]:
+        os.environ["EDGEFER_VERBOSE"] = "1"
+    StderrFilter().start()
     app()
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    console()

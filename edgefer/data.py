@@ -1,7 +1,7 @@
 """Data sets: FER-2013 CSV (Kaggle layout) and image folders, decoded to uint8 48x48 grayscale.
 
 Everything here is numpy/OpenCV only, so it imports on a device without TensorFlow.
-The TensorFlow input pipeline (augmentation, batching) lives in `edgefer.pipeline`.
+The TensorFlow input pipeline (augmentation, batching) lives in `edgefer.train.pipeline`.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from edgefer.labels import CLASS_NAMES, NUM_CLASSES, class_index_for_folder
+from edgefer.media import IMAGE_SUFFIXES
+from edgefer.scaling import scale_to_unit_range  # noqa: F401 - part of the data API
 
 FER_SPLITS = ("Training", "PublicTest", "PrivateTest")
 FER_SIZE = 48
 _BLOCK_ROWS = 2048
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
 csv.field_size_limit(sys.maxsize)
 
@@ -54,11 +55,6 @@ class FaceSet:
 
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.labels, minlength=NUM_CLASSES)
-
-
-def scale_to_unit_range(images: np.ndarray) -> np.ndarray:
-    """uint8 [0, 255] -> float32 [-1, 1], the input scaling every edgefer model uses."""
-    return images.astype(np.float32) / 127.5 - 1.0
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -1,4 +1,5 @@
-"""`edgefer evaluate`: metrics of any model format on a labelled split, written as JSON and PNG."""
+"""`edgefer evaluate`: metrics of any model format on a labelled split, written as JSON (and a PNG where
+matplotlib is installed) into a new evaluation directory, so no earlier result is overwritten."""
 
 from __future__ import annotations
 
@@ -6,10 +7,55 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgefer.data import DataSpec, load_split
+from edgefer.files import new_run_dir, read_json, write_json
 from edgefer.metrics import Metrics, compute_metrics, format_metrics
-from edgefer.plots import plot_confusion
-from edgefer.files import write_json
-from edgefer.inference import load_classifier
+from edgefer.plots import plot_confusion, plots_available
+from edgefer.runtime import load_classifier
+
+
+@dataclass
+class EvaluateConfig:
+    model: Path
+    data: str
+    split: str = "PublicTest"
+    tta: bool = False
+    tta_shift: int = 0                 # > 0: also average both views moved this many pixels (10 views)
+    limit: int | None = None
+    skip_bad: bool = False
+    threads: int | None = None
+    project: Path = Path("runs/evaluate")
+    name: str = ""                     # default: <model file>_<split>[_tta]
+    seed: int = 0
+
+    @classmethod
+    def resolve(cls, model, data=None, split=None, **options) -> "EvaluateConfig":
+        """A config for a model file, or for a training run directory: its weights/model.keras, and its
+        data and validation split unless given."""
+        model = Path(model)
+        if model.is_dir():
+            args_path = model / "args.json"
+            if not args_path.is_file():
+                raise FileNotFoundError(f"{model}: a folder but not a training run (no args.json); "
+                                        "expected a model file or runs/train/<name>")
+            try:
+                args = read_json(args_path)
+            except ValueError as error:
+                raise ValueError(f"{args_path}: not valid JSON ({error})") from None
+            data = data or args.get("data")
+            split = split or args.get("val_split") or "PublicTest"
+            model = model / "weights" / "model.keras"
+            if not model.is_file():
+                raise FileNotFoundError(f"{model}: missing (the run has not finished; evaluate weights/best.keras "
+                                        "or finish it with edgefer train --resume)")
+        if not data:
+            raise ValueError("--data is required for a model file: " 
+                             "a FER-2013 CSV or an image folder with one sub-folder per class")
+        limit = options.get("limit")
+        if limit is not None and limit < 1:
+            raise ValueError(f"--limit {limit}: expected a number of images >= 1 (omit it for all)")
+        if options.get("tta_shift", 0) < 0:
+            raise ValueError(f"--tta-shift {options['tta_shift']}: expected pixels >= 0")
+        return cls(model=model, data=str(data), split=split or "PublicTest", **options)
 
 
 @dataclass
@@ -17,39 +63,50 @@ class EvaluationReport:
     metrics: Metrics
     text: str
     json_path: Path
-    png_path: Path
+    png_path: Path | None
 
 
-def evaluate_model(model_path, data, split="PublicTest", tta=False, limit=None, skip_bad=False,
-                   threads=None, out_dir=Path("runs/evaluate"), seed=0, tta_shift=0) -> EvaluationReport:
-    """`tta`: average each face with its mirror image; `tta_shift` > 0 (pixels) also averages both
-    moved in four directions (10 views; implies `tta`)."""
-    if tta_shift < 0:
-        raise ValueError(f"--tta-shift must be >= 0 pixels, got {tta_shift}")
-    tta = tta or tta_shift > 0
-    classifier = load_classifier(model_path, threads=threads)
-    spec = DataSpec(str(data), seed=seed, limit=limit, skip_bad=skip_bad, size=classifier.info.input_size)
-    faces = load_split(spec, split)
+def evaluate_model(config: EvaluateConfig, log=print) -> EvaluationReport:
+    """Classify every face of the split and write metrics.json (+ confusion.png) to a new directory."""
+    tta = config.tta or config.tta_shift > 0
+    classifier = load_classifier(config.model, threads=config.threads)
+    spec = DataSpec(config.data, seed=config.seed, limit=config.limit, skip_bad=config.skip_bad,
+                    size=classifier.info.input_size)
+    faces = load_split(spec, config.split)
+    n_classes = len(classifier.info.class_names)
+    if int(faces.labels.max(initial=0)) >= n_classes:
+        raise ValueError(f"{config.model}: predicts {n_classes} classes but {config.data} has labels up to "
+                         f"{int(faces.labels.max())}; expected a 7-class FER model")
     if tta:
-        probabilities = classifier.predict_tta(faces.images, shift=tta_shift)
+        probabilities = classifier.predict_tta(faces.images, shift=config.tta_shift)
     else:
         probabilities = classifier.predict(faces.images)
     metrics = compute_metrics(probabilities, faces.labels)
-    out_dir = Path(out_dir)
-    suffix, label = _tta_names(tta, tta_shift)
-    stem = f"{Path(model_path).name}_{split}{suffix}"
-    title = f"{Path(model_path).name} on {split}{label} [{classifier.backend}]"
-    json_path = write_json(out_dir / f"{stem}.json", {
-        "model": str(model_path), "backend": classifier.backend, "data": str(data), "split": split,
-        "tta": tta, "tta_shift": tta_shift, "skipped_rows": faces.skipped, **metrics.as_dict(),
+    suffix, label = _tta_names(tta, config.tta_shift)
+    out_dir = new_run_dir(config.project, config.name or f"{_model_label(config.model)}_{config.split}{suffix}")
+    title = f"{config.model.name} on {config.split}{label} [{classifier.backend}]"
+    json_path = write_json(out_dir / "metrics.json", {
+        "model": str(config.model), "backend": classifier.backend, "data": config.data, "split": config.split,
+        "tta": tta, "tta_shift": config.tta_shift, "skipped_rows": faces.skipped, **metrics.as_dict(),
     })
-    png_path = plot_confusion(metrics, out_dir / f"{stem}.png", title=title)
+    png_path = None
+    if plots_available():
+        png_path = plot_confusion(metrics, out_dir / "confusion.png", title=title)
+    else:
+        log("no confusion.png: matplotlib is not installed (pip install matplotlib, or the train extra)")
     notes = "".join(f"{note}\n" for note in faces.notes)
     return EvaluationReport(metrics, notes + format_metrics(metrics, title), json_path, png_path)
 
 
+def _model_label(model: Path) -> str:
+    """A readable name for a model file: runs/train/m3/weights/model.keras -> m3_model."""
+    if model.parent.name == "weights" and model.parent.parent.name:
+        return f"{model.parent.parent.name}_{model.stem}"
+    return model.stem
+
+
 def _tta_names(tta: bool, shift: int) -> tuple[str, str]:
-    """File-name suffix and title note of a TTA setting."""
+    """Folder-name suffix and title note of a TTA setting."""
     if shift:
         return f"_tta_shift{shift}", f" (flip + {shift}px shift TTA, 10 views)"
     return ("_tta", " (flip TTA)") if tta else ("", "")

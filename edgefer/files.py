@@ -36,7 +36,11 @@ def write_json(path: str | os.PathLike, data) -> Path:
 
 
 def read_json(path: str | os.PathLike):
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """A JSON file's content; a corrupt file raises ValueError naming it (one line)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); expected a file edgefer wrote") from None
 
 
 def _jsonable(value):
@@ -47,11 +51,36 @@ def _jsonable(value):
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
+def check_run_name(name: str) -> str:
+    """A run name is one plain folder name: never a path that leaves --project."""
+    text = str(name)
+    if not text.strip() or text.strip() in (".", "..") or "/" in text or "\\" in text or text != text.strip() \
+            or Path(text).is_absolute():
+        raise ValueError(f"--name {text!r}: expected a plain folder name (letters, digits, - _ .), not a path")
+    return text
+
+
+def check_writable_folder(folder: str | os.PathLike, option: str = "--project") -> Path:
+    """Fail early, with the option's name, where a folder cannot be made or written to."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise NotADirectoryError(f"{option} {folder}: {existing} is a file; expected a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"{option} {folder}: {existing} is not writable; expected a folder you can write to")
+    return folder
+
+
 def new_run_dir(project: str | os.PathLike, name: str, exist_ok: bool = False) -> Path:
-    """runs/<task>/<name>, or <name>2, <name>3 ... when taken (Ultralytics' convention)."""
+    """runs/<task>/<name>, or <name>2, <name>3 ... when taken (Ultralytics' convention). Never reuses a folder
+    that holds anything, never leaves `project`."""
+    check_run_name(name)
+    check_writable_folder(project)
     base = Path(project) / name
     candidate, index = base, 1
-    while candidate.exists() and not exist_ok and any(candidate.iterdir()):
+    while candidate.exists() and not exist_ok and (not candidate.is_dir() or any(candidate.iterdir())):
         index += 1
         candidate = base.with_name(f"{name}{index}")
     candidate.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ def scaled(filters: int, width: float) -> int:
 
 
 class PlainUnits:
-    """The paper's convolutions, each followed by its batch norm. `edgefer.reparam` swaps in parallel
+    """The paper's convolutions, each followed by its batch norm. `edgefer.train.reparam` swaps in parallel
     branches at the same places, so both forms share one skeleton (`mini_xception`)."""
 
     model_name = "mini_xception"
@@ -55,7 +55,7 @@ def mini_xception(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: floa
     """The paper's model: 2 stem convs, 4 residual depthwise-separable blocks, conv head, GAP, softmax.
 
     58,423 parameters (56,951 trainable) at 48x48x1, 7 classes, width 1 and no dropout (the paper's).
-    `units` builds the convolutions (default: the paper's; `edgefer.reparam` passes its training form).
+    `units` builds the convolutions (default: the paper's; `edgefer.train.reparam` passes its training form).
     """
     keras = _keras()
     layers = keras.layers
@@ -167,7 +167,7 @@ def build_model(name: str, input_size: int = 48, num_classes: int = NUM_CLASSES,
     """Build a registered model by name; `l2=None` / `dropout=None` keep the model's own defaults.
 
     `width` multiplies every hidden layer's filters or units (the sweepable capacity knob). `units`
-    (mini_xception only) builds its convolutions, e.g. `edgefer.reparam.BranchUnits` for the training form.
+    (mini_xception only) builds its convolutions, e.g. `edgefer.train.reparam.BranchUnits` for the training form.
     """
     check_model_name(name)
     if not width > 0:

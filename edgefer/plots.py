@@ -11,6 +11,13 @@ from edgefer.labels import CLASS_NAMES
 from edgefer.metrics import Metrics
 
 
+def plots_available() -> bool:
+    """matplotlib is part of the train extra; a device's base install writes no PNGs."""
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def _pyplot():
     import matplotlib
 

@@ -15,7 +15,6 @@ The grid sampler needs finite values: numeric ranges are cut into --grid-points 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,17 +136,15 @@ def _sampler(config: SweepConfig):
 
 def trial_config(base, params: dict, out: Path, number: int):
     """The TrainConfig of one trial: the base with the sampled values, in its own run directory."""
-    values = {k: v for k, v in params.items() if k != "mixup"}
-    config = dataclasses.replace(base, **values, project=str(out / "trials"), name=f"trial{number}")
-    if "mixup" in params:
-        config.augment = dataclasses.replace(config.augment, mixup_alpha=params["mixup"])
-    return config
+    from edgefer.train.config import with_overrides
+
+    return with_overrides(base, **params, project=str(out / "trials"), name=f"trial{number}")
 
 
 def run_sweep(config: SweepConfig, log=print) -> dict:
     import optuna
 
-    from edgefer.training import train
+    from edgefer.train import train
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -58,7 +58,7 @@ def write_csv(tmp_path):
 @pytest.fixture(scope="session")
 def trained_model(fer_csv, tmp_path_factory):
     """A real mini-Xception trained briefly on 2,000 FER-2013 faces (well above chance)."""
-    from edgefer.training import config_from_recipe, train
+    from edgefer.train import config_from_recipe, train
 
     project = tmp_path_factory.mktemp("runs")
     config = config_from_recipe("quick", data=str(fer_csv), limit=2000, epochs=2, project=str(project), name="m")

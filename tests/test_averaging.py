@@ -7,17 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from edgefer.averaging import WeightAverage
-from edgefer.training import (
-    TrainConfig,
-    _folds_into_average,
-    _optimizer,
-    config_from_recipe,
-    current_lr,
-    read_history,
-    resume,
-    train,
-)
+from edgefer.train.averaging import WeightAverage
+from edgefer.train import TrainConfig, config_from_recipe, read_history, resume, train
+from edgefer.train.config import folds_into_average
+from edgefer.train.keras_utils import current_lr, make_optimizer
 
 
 def test_running_mean_matches_numpy_and_survives_a_round_trip(tmp_path):
@@ -46,18 +39,18 @@ def test_swa_recipe_needs_a_trained_model(fer_csv):
 
 def test_cyclic_schedule_restarts_and_the_average_takes_each_cycles_end():
     config = TrainConfig(lr=1e-3, schedule="cyclic", cycle_epochs=2, min_lr=1e-6, swa_start=2)
-    optimizer = _optimizer(config, steps=10)
+    optimizer = make_optimizer(config, steps=10)
     rates = []
     for step in (0, 10, 19, 20):
         optimizer.iterations.assign(step)
         rates.append(current_lr(optimizer))
     assert rates[0] == pytest.approx(1e-3) and rates[3] == pytest.approx(1e-3)  # restarts every 2 epochs
     assert rates[2] < 1e-4 < rates[1] < rates[0]
-    assert [epoch for epoch in range(1, 9) if _folds_into_average(config, epoch)] == [2, 4, 6, 8]
+    assert [epoch for epoch in range(1, 9) if folds_into_average(config, epoch)] == [2, 4, 6, 8]
     constant = TrainConfig(schedule="constant", swa_start=3)
-    assert [epoch for epoch in range(1, 6) if _folds_into_average(constant, epoch)] == [3, 4, 5]
+    assert [epoch for epoch in range(1, 6) if folds_into_average(constant, epoch)] == [3, 4, 5]
     with pytest.raises(ValueError, match="schedule 'cyclic' needs --cycle-epochs >= 1, got 0"):
-        _optimizer(TrainConfig(schedule="cyclic"), steps=10)
+        make_optimizer(TrainConfig(schedule="cyclic"), steps=10)
     with pytest.raises(ValueError, match="schedule 'cyclic' needs --cycle-epochs >= 1, got 0"):
         config_from_recipe("best", data="x.csv", schedule="cyclic")
     with pytest.raises(ValueError, match="--schedule step: unknown; expected one of plateau, cosine, cyclic, constant"):

@@ -6,9 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edgefer.detection import Detection, HaarDetector, crop_face, make_detector
+from edgefer.detect import Detection, crop_face, make_detector
+from edgefer.detect.haar import HaarDetector
 from edgefer.live import box_iou
-from edgefer.mtcnn_lite import MTCNNDetector, nms
+from edgefer.detect.mtcnn import MTCNNDetector, nms
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -51,8 +52,9 @@ def test_no_face_gives_no_detection():
 
 def test_crop_at_the_image_border_is_square_and_padded():
     gray = np.arange(100 * 100, dtype=np.uint32).reshape(100, 100).astype(np.uint8)
-    crop = crop_face(gray, Detection(-20, 70, 50, 50), 48)
-    assert crop.shape == (48, 48)
+    crop = crop_face(gray, Detection(-20, 70, 50, 50), 48)   # 20 px past the left and bottom edges
+    padded = np.pad(gray, 20, mode="edge")                    # the edge rows/columns repeated outwards
+    np.testing.assert_array_equal(crop, cv2.resize(padded[90:140, 0:50], (48, 48), interpolation=cv2.INTER_AREA))
     inside = crop_face(gray, Detection(10, 10, 40, 40), 48)
     np.testing.assert_array_equal(inside, cv2.resize(gray[10:50, 10:50], (48, 48), interpolation=cv2.INTER_LINEAR))
 

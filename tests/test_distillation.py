@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from edgefer.cli import app
-from edgefer.distillation import load_teacher, soft_targets, soften, teacher_probabilities
-from edgefer.pipeline import NO_AUGMENT, make_train_dataset
-from edgefer.training import TrainConfig, config_from_recipe, train
+from edgefer.train.distillation import load_teacher, soft_targets, soften, teacher_probabilities
+from edgefer.train.pipeline import NO_AUGMENT, make_train_dataset
+from edgefer.train import TrainConfig, config_from_recipe, train
 
 
 def test_soft_targets_mix_labels_with_softened_teacher():

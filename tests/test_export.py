@@ -58,7 +58,7 @@ def test_inference_runs_without_tensorflow(exported, fer_val):
         for name in ("tensorflow", "keras", "tf2onnx", "mtcnn"):
             sys.modules[name] = None  # any import of these now raises ImportError
         import numpy as np
-        from edgefer.inference import load_classifier
+        from edgefer.runtime import load_classifier
         faces = np.load({str(faces)!r})
         for path in ({rows['int8'].file!r}, {rows['float32'].file!r}, {rows['onnx'].file!r}):
             model = load_classifier(path, threads=1)
@@ -75,7 +75,7 @@ def test_inference_runs_without_tensorflow(exported, fer_val):
 
 def test_int8_inference_matches_its_reported_accuracy(exported, fer_csv):
     from edgefer.data import read_fer_csv
-    from edgefer.inference import load_classifier
+    from edgefer.runtime import load_classifier
     from edgefer.metrics import compute_metrics
 
     rows, _ = exported
@@ -109,7 +109,7 @@ def test_bad_export_input(trained_model, fer_csv, tmp_path):
 
 def test_int8_input_lies_on_the_pixel_grid(exported):
     """Quantising a face rounds nothing: the int8 input is pixel - 128 exactly (scale 2/255, zero point 0)."""
-    from edgefer.inference import load_classifier
+    from edgefer.runtime import load_classifier
 
     model = load_classifier(exported[0]["int8"].file)
     scale, zero = model.input["quantization"]

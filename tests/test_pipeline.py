@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgefer.pipeline import (
+from edgefer.train.pipeline import (
     NO_AUGMENT,
     AugmentConfig,
     _py_batches,

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from edgefer.cli import app
-from edgefer.profiling import ProfileConfig, run_profile
-from edgefer.sampler import ProcessSampler, measure_command
+from edgefer.profile import ProfileConfig, run_profile
+from edgefer.profile.sampler import ProcessSampler, measure_command
 
 BUSY = "import time\nt = time.time()\nwhile time.time() - t < 2.5: pass"
 ALLOCATE = "import time, numpy as np\na = np.ones(200_000_000 // 8)\ntime.sleep(1.5)"

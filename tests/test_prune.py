@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edgefer.channels import Merge, channel_graph, pad_channels, remove_channels
+from edgefer.prune.channels import Merge, channel_graph, pad_channels, remove_channels
 from edgefer.cli import app
 from edgefer.models import build_model
-from edgefer.pruning import PruneConfig, kernel_importance, propose_angle, propose_kernel, propose_zero, run_prune
+from edgefer.prune import PruneConfig, run_prune
+from edgefer.prune.criteria import kernel_importance, propose_angle, propose_kernel, propose_zero
 
 
 def _faces(count=64, seed=0) -> np.ndarray:
@@ -121,7 +122,7 @@ def test_kernel_importance_follows_the_study_formula():
 
 def test_prune_run_shrinks_a_trained_model_that_still_exports(trained_model, fer_csv, tmp_path):
     from convert.export import export_model
-    from edgefer.inference import load_classifier
+    from edgefer.runtime import load_classifier
 
     config = PruneConfig(str(trained_model), str(fer_csv), ("zero", "kernel"), step=8, max_steps=3, threshold=1.0,
                          limit=600, project=str(tmp_path), name="p")

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from edgefer.reparam import expanded_mini_xception, merge_branches
-from edgefer.training import config_from_recipe, predict_probabilities, read_history, resume, train
+from edgefer.train.reparam import expanded_mini_xception, merge_branches
+from edgefer.runtime.keras import predict_probabilities
+from edgefer.train import config_from_recipe, read_history, resume, train
 
 
 def _randomise_batch_norms(model, seed=0):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgefer.sharpness import check_rho
+from edgefer.train.sharpness import check_rho
 
 
 def _tiny_model(seed):
@@ -39,7 +39,7 @@ def _trainable_mask(model):
 
 def check_one_sam_step(rho=0.3):
     """SAM from w: w - lr * grad(w + rho * g / ||g||), with the batch-norm statistics of the step at w."""
-    from edgefer.sharpness import enable_sharpness_aware
+    from edgefer.train.sharpness import enable_sharpness_aware
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=(16, 5)).astype("float32")

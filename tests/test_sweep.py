@@ -7,7 +7,7 @@ import json
 import pytest
 
 from edgefer.sweep import SweepConfig, SweepError, parse_space, run_sweep
-from edgefer.training import config_from_recipe
+from edgefer.train import config_from_recipe
 
 
 def _base(fer_csv):

@@ -12,15 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from edgefer.cli import app
-from edgefer.training import (
-    TrainConfig,
-    config_from_recipe,
-    copy_weights,
-    predict_probabilities,
-    recalibrate_batchnorm,
-    resume,
-    train,
-)
+from edgefer.runtime.keras import predict_probabilities
+from edgefer.train import TrainConfig, config_from_recipe, resume, train
+from edgefer.train.keras_utils import copy_weights, recalibrate_batchnorm
 
 runner = CliRunner()
 
@@ -94,7 +88,7 @@ def test_interrupted_run_resumes_from_last_checkpoint(fer_csv, tmp_path):
 def test_clean_epochs_train_the_tail_without_augmentation(fer_csv, tmp_path, monkeypatch, capsys):
     """--clean-epochs 1 of 3: epochs 1-2 augmented, epoch 3 plain, also when a resume adds the clean tail."""
     from edgefer import training
-    from edgefer.pipeline import NO_AUGMENT, AugmentConfig
+    from edgefer.train.pipeline import NO_AUGMENT, AugmentConfig
 
     config = config_from_recipe("quick", data=str(fer_csv), limit=320, epochs=3, batch_size=64, clean_epochs=1,
                                 augment=AugmentConfig(), project=str(tmp_path), name="clean")
@@ -241,8 +235,8 @@ def test_trains_on_jax_without_tensorflow(fer_csv, tmp_path):
         "import sys, os\n"
         "sys.modules['tensorflow'] = None\n"
         "os.environ['KERAS_BACKEND'] = 'jax'\n"
-        "from edgefer.pipeline import AugmentConfig\n"
-        "from edgefer.training import config_from_recipe, train\n"
+        "from edgefer.train.pipeline import AugmentConfig\n"
+        "from edgefer.train import config_from_recipe, train\n"
         f"c = config_from_recipe('quick', data={str(fer_csv)!r}, limit=300, epochs=2, batch_size=32, "
         f"project={str(tmp_path)!r}, name='jax', augment=AugmentConfig(), clean_epochs=1, sam_rho=0.05)\n"
         "r = train(c, verbose=0, log=print)\n"  # epoch 1 augmented (worker threads), epoch 2 plain

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgefer.cli import app
-from edgefer.inference import DEFAULT_MODEL, load_classifier, tta_views
+from edgefer.runtime import DEFAULT_MODEL, load_classifier, tta_views
 
 
 def test_views_are_mirror_and_edge_repeating_shifts():
@@ -45,9 +45,9 @@ def test_evaluate_with_shifted_views(fer_csv, tmp_path):
     shifted = runner.invoke(app, ["evaluate", *common, "--tta-shift", "2"])
     assert plain.exit_code == 0 and shifted.exit_code == 0, plain.output + shifted.output
     assert "10 views" in shifted.output
-    report = json.loads(next(out.glob("*_tta_shift2.json")).read_text())
+    report = json.loads(next(out.glob("*_tta_shift2/metrics.json")).read_text())
     assert report["tta"] is True and report["tta_shift"] == 2 and report["samples"] == 600
-    plain_report = json.loads(next(out.glob("*_PublicTest.json")).read_text())
+    plain_report = json.loads((out / f"{DEFAULT_MODEL.stem}_PublicTest" / "metrics.json").read_text())
     assert report["accuracy"] > plain_report["accuracy"] - 0.02   # the same model, averaged views
     bad = runner.invoke(app, ["evaluate", *common, "--tta-shift", "-1"])
     assert bad.exit_code != 0 and "Invalid value for '--tta-shift'" in bad.output

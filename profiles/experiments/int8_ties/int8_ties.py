@@ -15,8 +15,8 @@ import numpy as np
 from convert.export import calibration_faces
 from convert.to_tflite import keras_to_tflite
 from edgefer.data import read_fer_csv, scale_to_unit_range
-from edgefer.inference import litert_interpreter_class
-from edgefer.training import predict_probabilities
+from edgefer.runtime.litert import litert_interpreter_class
+from edgefer.runtime.keras import predict_probabilities
 
 MODEL = "edgefer/weights/mini_xception_fer2013.keras"
 

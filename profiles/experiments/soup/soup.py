@@ -14,7 +14,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from edgefer.data import DataSpec, load_split  # noqa: E402
 from edgefer.metrics import compute_metrics  # noqa: E402
 from edgefer.models import load_face_model  # noqa: E402
-from edgefer.training import predict_probabilities, recalibrate_batchnorm  # noqa: E402
+from edgefer.runtime.keras import predict_probabilities
+from edgefer.train.keras_utils import recalibrate_batchnorm  # noqa: E402
 
 DATA = "../shared/data/fer2013_train_publictest.csv.gz"
 RUNS = {"polish": "runs/train/polish/weights/best.keras", "flip": "runs/train/flip_ft/weights/best.keras",

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from edgefer.data import read_fer_csv
-from edgefer.inference import load_classifier, translate
+from edgefer.runtime import load_classifier, translate
 
 MODELS = ("edgefer/weights/mini_xception_fer2013.keras", "edgefer/weights/mini_xception_fer2013_int8.tflite")
 FOUR_1 = [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]

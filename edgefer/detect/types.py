@@ -1,0 +1,18 @@
+"""The face detector's result type. A leaf, like MediaPipe's result containers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Detection:
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float = 1.0
+
+    @property
+    def box(self) -> list[int]:
+        return [self.x, self.y, self.w, self.h]

@@ -1,0 +1,126 @@
+"""`edgefer run`: the on-device loop. Capture -> detect -> crop -> classify -> (smooth) -> draw -> write.
+
+SIGTERM (`systemctl stop`) and SIGHUP end the loop exactly as Ctrl-C does: the current frame finishes,
+outputs are closed (a saved .mp4 is finalised and plays), and the summary's exit code names the signal.
+Imports neither TensorFlow nor the `mtcnn` package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+
+import numpy as np
+
+from edgefer.detect import Detection, crop_face, make_detector, to_gray
+from edgefer.live.config import EXIT_DAMAGED, EXIT_SIGNAL, STAGES, RunConfig, RunSummary
+from edgefer.live.outputs import Outputs, draw_faces
+from edgefer.live.sources import FrameSource
+from edgefer.live.tracks import FaceTracks
+from edgefer.runtime import DEFAULT_MODEL, load_classifier
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal other than SIGINT, raised in the loop's thread."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+@contextlib.contextmanager
+def stop_signals():
+    """Turn SIGTERM and SIGHUP into a KeyboardInterrupt while the loop runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(number, _frame):
+        raise Stopped(signal.Signals(number).name)
+
+    wanted = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {s: signal.signal(s, handler) for s in wanted}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
+def run(config: RunConfig, on_frame=None) -> RunSummary:
+    """Run the loop until the source ends, --max-frames, a stop signal or a source failure.
+
+    `on_frame(record)` receives each frame's record (the JSON Lines schema: frame, timestamp, file, faces).
+    """
+    config.validate()
+    source = FrameSource(config.source, config.resolution, config.retry_seconds)
+    classifier = load_classifier(config.model or DEFAULT_MODEL, threads=config.threads, providers=config.providers)
+    detector = make_detector(config.detector, min_face_size=config.min_face_size, threads=config.threads)
+    photos = source.kind in ("image", "folder")   # unrelated pictures: no tracks, no held boxes between them
+    tracks = FaceTracks(config.smoothing)
+    names = classifier.info.class_names
+    summary = RunSummary()
+    detections: list[Detection] = []
+    clock = time.perf_counter
+    started = clock()
+    with Outputs(config, source) as outputs, stop_signals():
+        frames = source.frames()
+        try:
+            while config.max_frames is None or summary.frames < config.max_frames:
+                t0 = clock()
+                frame = next(frames, None)
+                if frame is None:
+                    break
+                t1 = clock()
+                if photos:
+                    tracks = FaceTracks(config.smoothing)
+                if photos or summary.frames % config.detect_every == 0:
+                    detections = detector.detect(frame.image)
+                t2 = clock()
+                faces = _classify(frame.image, detections, classifier, tracks, config, names)
+                t3 = clock()
+                record = {"frame": frame.index, "timestamp": None if frame.timestamp is None else round(frame.timestamp, 4),
+                          **({"file": frame.file} if frame.file else {}), "faces": faces}
+                annotated = draw_faces(frame.image, faces) if outputs.needs_drawing else None
+                outputs.write(frame, record, annotated)
+                t4 = clock()
+                for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                    summary.stage_ms[stage] += seconds * 1000
+                summary.frames += 1
+                summary.faces += len(faces)
+                if on_frame:
+                    on_frame(record)
+            reached = config.max_frames is not None and summary.frames >= config.max_frames
+            summary.stopped = "max frames" if reached else source.stopped
+            summary.exit_code = EXIT_DAMAGED if source.damaged and not reached else 0
+        except KeyboardInterrupt as interrupt:
+            name = interrupt.name if isinstance(interrupt, Stopped) else "SIGINT"
+            summary.stopped = f"interrupted ({name})"
+            summary.exit_code = EXIT_SIGNAL[name]
+        finally:
+            frames.close()
+            summary.seconds = clock() - started
+            summary.unreadable = list(source.unreadable)
+            summary.reconnects = source.reconnects
+    return summary
+
+
+def _classify(frame, detections, classifier, tracks, config, names) -> list[dict]:
+    if not detections:
+        tracks.update([], np.zeros((0, len(names)), np.float32))
+        return []
+    gray = to_gray(frame)
+    size = classifier.info.input_size
+    crops = np.stack([crop_face(gray, d, size, config.margin) for d in detections])
+    if config.tta or config.tta_shift:
+        probabilities = classifier.predict_tta(crops, shift=config.tta_shift)
+    else:
+        probabilities = classifier.predict(crops)
+    ids, probabilities = tracks.update(detections, probabilities)
+    return [
+        {"id": track, "box": d.box, "score": round(d.score, 4), "emotion": names[int(np.argmax(p))],
+         "probabilities": {n: round(float(v), 4) for n, v in zip(names, p)}}
+        for track, d, p in zip(ids, detections, probabilities)
+    ]

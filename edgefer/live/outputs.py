@@ -1,0 +1,183 @@
+"""Outputs of the loop: the annotated frame, a window, a saved video or images, JSON Lines.
+
+Service rules: the JSON Lines file is appended (a restart or reboot never empties it) and optionally
+rotated by size; it is opened only once the first frame has been read, so a source that fails leaves an
+existing file untouched. No output may name an input, and a saved video is never written over an
+existing file. Outputs are closed (the video finalised, so it plays) whatever ends the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgefer.live.config import Frame, RunConfig
+from edgefer.live.sources import FrameSource, SourceError
+
+ROTATIONS_KEPT = 5
+VIDEO_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG"}
+
+
+def draw_faces(image: np.ndarray, faces: list[dict]) -> np.ndarray:
+    canvas = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    thickness = max(1, round(max(canvas.shape[:2]) / 400))
+    for face in faces:
+        x, y, w, h = face["box"]
+        confidence = face["probabilities"][face["emotion"]]
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 200, 255), thickness)
+        label = f"{face['emotion']} {confidence:.2f}"
+        scale = 0.45 * thickness
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        top = max(y - th - 6, 0)
+        cv2.rectangle(canvas, (x, top), (x + tw + 4, top + th + 6), (0, 200, 255), -1)
+        cv2.putText(canvas, label, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness)
+    return canvas
+
+
+def gui_available() -> bool:
+    """OpenCV built with a GUI backend (the headless wheel has none) and a display to open."""
+    info = cv2.getBuildInformation()
+    gui_line = next((line for line in info.splitlines() if line.strip().startswith("GUI:")), "GUI: NONE")
+    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or os.name == "nt"
+    return "NONE" not in gui_line and has_display
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_outputs(config: RunConfig, source: FrameSource) -> None:
+    """Refuse outputs that would overwrite an input or an earlier recording, before anything is opened."""
+    inputs = source.input_paths()
+    for option, value in (("--save", config.save), ("--json", config.json_path)):
+        if not value:
+            continue
+        path = Path(value)
+        if any(_same_file(path, p) for p in inputs):
+            raise ValueError(f"{option} {value}: is an input of --source; expected a new file name")
+        if path.exists() and path.is_dir() and option == "--json":
+            raise IsADirectoryError(f"--json {value}: is a folder; expected a .jsonl file")
+    if config.save and _saves_video(config, source):
+        path = Path(config.save)
+        if path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise ValueError(f"--save {config.save}: expected a .mp4 or .avi video, or a folder for images")
+        if path.exists():
+            raise FileExistsError(f"--save {config.save}: already exists; expected a new file name "
+                                  "(edgefer never writes over a recording)")
+    elif config.save:
+        folder = Path(config.save)
+        if folder.is_file():
+            raise NotADirectoryError(f"--save {config.save}: is a file; expected a folder for annotated images")
+        if source.kind == "folder" and _same_file(folder, Path(source.source)):
+            raise ValueError(f"--save {config.save}: is the --source folder; expected another folder")
+    for value, option in ((config.save, "--save"), (config.json_path, "--json")):
+        if value:
+            _check_writable(Path(value), option)
+
+
+def _check_writable(path: Path, option: str) -> None:
+    existing = path if path.exists() else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.is_file() and existing != path:
+        raise NotADirectoryError(f"{option} {path}: {existing} is a file; expected a folder on the way")
+    if not os.access(existing, os.W_OK):
+        raise PermissionError(f"{option} {path}: {existing} is not writable (permission denied)")
+
+
+def _saves_video(config: RunConfig, source: FrameSource) -> bool:
+    return bool(config.save) and source.kind not in ("image", "folder") and bool(Path(config.save).suffix)
+
+
+class JsonLines:
+    """An appended JSON Lines file, flushed every line, rotated past `rotate_mb` (file.1 is the newest)."""
+
+    def __init__(self, path: str, rotate_mb: float = 0.0):
+        self.path, self.limit = Path(path), int(rotate_mb * 1e6)
+        self.handle = None
+
+    def write(self, record: dict) -> None:
+        if self.handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.handle.write(json.dumps(record) + "\n")
+        self.handle.flush()
+        if self.limit and self.handle.tell() >= self.limit:
+            self.rotate()
+
+    def rotate(self) -> None:
+        self.close()
+        for k in range(ROTATIONS_KEPT - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{k}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{k + 1}"))
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+
+class Outputs:
+    """Saved video/images and JSON Lines; closed properly whatever happens (use as a context manager)."""
+
+    def __init__(self, config: RunConfig, source: FrameSource):
+        check_outputs(config, source)
+        self.config, self.source = config, source
+        self.writer = None
+        self.json = JsonLines(config.json_path, config.rotate_mb) if config.json_path else None
+        self.show = config.show and gui_available()
+        self.save_dir = Path(config.save) if config.save and not _saves_video(config, source) else None
+
+    def write(self, frame: Frame, record: dict, annotated) -> None:
+        if self.json:
+            self.json.write(record)
+        if annotated is None:
+            return
+        if self.save_dir is not None:
+            name = Path(frame.file).with_suffix(".jpg") if frame.file else Path(f"frame_{frame.index:06d}.jpg")
+            target = self.save_dir / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(target), annotated):
+                raise SourceError(f"--save {self.save_dir}: cannot write {target}")
+        elif self.config.save:
+            if self.writer is None:
+                self._open_video(annotated.shape[1], annotated.shape[0])
+            self.writer.write(annotated)
+        if self.show:
+            cv2.imshow("edgefer", annotated)
+            if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                raise KeyboardInterrupt
+
+    def _open_video(self, width: int, height: int) -> None:
+        path = Path(self.config.save)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fourcc = cv2.VideoWriter_fourcc(*VIDEO_SUFFIXES[path.suffix.lower()])
+        self.writer = cv2.VideoWriter(str(path), fourcc, self.source.fps, (width, height))
+        if not self.writer.isOpened():
+            self.writer = None
+            raise SourceError(f"--save {path}: OpenCV cannot write a {path.suffix} video here")
+
+    @property
+    def needs_drawing(self) -> bool:
+        return bool(self.config.save or self.show)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.writer is not None:
+            self.writer.release()   # writes the mp4's index (moov atom): the file plays
+        if self.json:
+            self.json.close()
+        if self.show:
+            cv2.destroyAllWindows()
+        return False

@@ -1,0 +1,6 @@
+"""File kinds edgefer reads: which suffixes are still images (everything else OpenCV opens as video). A leaf."""
+
+from __future__ import annotations
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})

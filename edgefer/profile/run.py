@@ -1,0 +1,180 @@
+"""`edgefer profile`: the paper's tables (2, 3, 4/5) and the seed study's CPU-vs-GPU table, measured.
+
+Each stage (train, test, export, inference per runtime) runs in a child process
+(`python -m edgefer.profile.workers <stage> ...`) while `edgefer.profile.sampler` watches it, so the
+measurement covers exactly that work. Results go to <out>/: summary.md, summary.json, tables as CSV,
+samples_*.csv, PNGs; the trained models and exports (large) to <out>/work/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from edgefer.files import write_json, write_text
+from edgefer.machine import machine_description
+from edgefer.profile.report import render_markdown, write_csv_tables, write_plots
+from edgefer.profile.sampler import StageMeasurement, measure_command
+
+RUNTIMES = {"keras": ".keras", "tflite_float32": "_float32.tflite", "tflite_int8": "_int8.tflite", "onnx": ".onnx"}
+
+
+@dataclass
+class ProfileConfig:
+    models: list[str]
+    data: str
+    epochs: int = 1
+    train_images: int | None = 4096     # the step budget: training images per epoch
+    test_images: int | None = None      # None: the whole validation split
+    batch_size: int = 32
+    interval: float = 0.5
+    out: str = "runs/profile"
+    edge: bool = True                   # export and measure sizes, latency, inference RSS
+    devices: list[str] = field(default_factory=list)   # non-empty: also the CPU-vs-GPU table
+    device_epochs: list[int] = field(default_factory=lambda: [2])
+    timeout: float = 3600
+
+    def validate(self) -> None:
+        from edgefer.models import check_model_name
+
+        for name in self.models:
+            check_model_name(name)
+        if self.interval <= 0:
+            raise ValueError(f"--interval must be positive seconds, got {self.interval}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("--epochs and --batch-size must be at least 1")
+        if self.train_images is not None and self.train_images < self.batch_size:
+            raise ValueError(f"--train-images {self.train_images} is smaller than one batch ({self.batch_size})")
+        for device in self.devices:
+            if device not in ("cpu", "gpu"):
+                raise ValueError(f"unknown device {device!r}; expected cpu and/or gpu")
+        if not Path(self.data).exists():
+            raise FileNotFoundError(f"{self.data}: data not found (expected the FER-2013 CSV or an image folder)")
+
+
+def _worker(stage: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "edgefer.profile.workers", stage, *map(str, args)]
+
+
+def _child_env(device: str = "cpu") -> dict:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
+
+
+def _result(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def run_profile(config: ProfileConfig, log=print) -> dict:
+    config.validate()
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict = {"machine": machine_description(), "config": config.__dict__, "models": {}}
+    for name in config.models:
+        log(f"[{name}] training ({config.epochs} epoch(s), {config.train_images or 'all'} images)")
+        entry = report["models"][name] = {}
+        work = out / "work" / name  # models, exports, run folders: large, kept apart from the record
+        train = measure_command(
+            _worker("train", name, config.data, work, config.epochs, config.train_images or 0, config.batch_size),
+            config.interval, _child_env(), config.timeout)
+        trained = _result(work / "train.json")
+        _save_stage(out, name, "train", train, entry, trained)
+        entry.update(layers=trained.get("layers"), history=trained.get("history"), backend=trained.get("backend"))
+        if not train.ok:
+            log(f"[{name}] training failed (exit {train.returncode}); samples kept")
+            continue
+        log(f"[{name}] testing")
+        test = measure_command(_worker("test", work / "model.keras", config.data, config.test_images or 0, work),
+                               config.interval, _child_env(), config.timeout)
+        entry["test"] = _result(work / "test.json")
+        _save_stage(out, name, "test", test, entry, entry["test"])
+        if config.edge:
+            entry["edge"] = _edge(config, work, log, name)
+    if config.devices:
+        report["devices"] = _device_table(config, out, log)
+    write_json(out / "summary.json", report)
+    write_text(out / "summary.md", render_markdown(report))
+    write_csv_tables(report, out)
+    write_plots(report, out)
+    return report
+
+
+def _save_stage(out: Path, model: str, stage: str, measurement: StageMeasurement, entry: dict,
+                reported: dict | None = None) -> None:
+    """Record a stage; `reported` is the worker's result, whose own high-water mark can exceed the samples."""
+    measurement.peak_rss_mb = max(measurement.peak_rss_mb, (reported or {}).get("self_peak_rss_mb", 0.0))
+    write_text(out / f"samples_{model}_{stage}.csv", measurement.samples_csv())
+    entry.setdefault("stages", {})[stage] = measurement.summary()
+    if not measurement.ok:
+        entry["stages"][stage]["error_tail"] = measurement.output_tail[-1500:]
+
+
+def _edge(config: ProfileConfig, work: Path, log, name: str) -> dict:
+    log(f"[{name}] exporting float32, int8, onnx")
+    export = measure_command(_worker("export", work / "model.keras", config.data, work / "export"),
+                             config.interval, _child_env(), config.timeout)
+    edge: dict = {"export_wall_s": round(export.wall_s, 1), "runtimes": {}}
+    if not export.ok:
+        edge["error_tail"] = export.output_tail[-1500:]
+        return edge
+    for runtime, suffix in RUNTIMES.items():
+        path = work / "model.keras" if runtime == "keras" else work / "export" / f"model{suffix}"
+        row = {"size_kb": round(path.stat().st_size / 1024, 1)} if path.exists() else {}
+        for threads in (1, psutil.cpu_count() or 1):
+            result_path = work / f"infer_{runtime}_{threads}.json"
+            run = measure_command(_worker("infer", path, threads, result_path), config.interval, _child_env())
+            timing = _result(result_path)
+            row[f"ms_per_face_{threads}t"] = timing.get("ms_per_face")
+            row[f"faces_per_s_{threads}t"] = timing.get("faces_per_s")
+            # a short child can end before the first sample: it reports its own high-water mark too
+            row[f"peak_rss_mb_{threads}t"] = round(max(run.peak_rss_mb, timing.get("self_peak_rss_mb", 0.0)), 1)
+            row["backend"] = timing.get("backend")
+        edge["runtimes"][runtime] = row
+        log(f"[{name}] {runtime}: {row}")
+    return edge
+
+
+def gpu_present() -> bool:
+    """A GPU that Keras' backend can use (TensorFlow here; JAX on the lent GPU machine)."""
+    probe = ("import keras, sys\nb = keras.backend.backend()\n"
+             "if b == 'tensorflow':\n import tensorflow as tf; n = len(tf.config.list_physical_devices('GPU'))\n"
+             "elif b == 'jax':\n import jax; n = len([d for d in jax.devices() if d.platform == 'gpu'])\n"
+             "else:\n import torch; n = torch.cuda.device_count()\nsys.exit(0 if n else 3)")
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", probe], env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+                          capture_output=True, timeout=300)
+    return done.returncode == 0
+
+
+def _device_table(config: ProfileConfig, out: Path, log) -> list[dict]:
+    """The seed study's Table I: training time per epoch count on CPU and GPU, speedup and accuracy."""
+    rows, has_gpu = [], gpu_present()
+    for name in config.models:
+        for epochs in config.device_epochs:
+            row = {"model": name, "epochs": epochs}
+            for device in config.devices:
+                if device == "gpu" and not has_gpu:
+                    row["gpu"] = "no GPU present"
+                    continue
+                work = out / "work" / f"{name}_{device}_{epochs}ep"
+                log(f"[{name}] {epochs} epoch(s) on {device}")
+                run = measure_command(_worker("train", name, config.data, work, epochs, config.train_images or 0,
+                                              config.batch_size), config.interval, _child_env(device), config.timeout)
+                trained = _result(work / "train.json")
+                row[device] = {"seconds": round(run.wall_s, 1), "train_seconds": trained.get("train_seconds"),
+                               "s_per_epoch": round((trained.get("train_seconds") or 0) / epochs, 2),
+                               "val_accuracy": trained.get("val_accuracy"), "backend": trained.get("backend"),
+                               "ok": run.ok}
+            cpu, gpu = row.get("cpu"), row.get("gpu")
+            if isinstance(cpu, dict) and isinstance(gpu, dict) and gpu.get("train_seconds"):
+                row["speedup"] = round(cpu["train_seconds"] / gpu["train_seconds"], 2)
+            rows.append(row)
+    return rows

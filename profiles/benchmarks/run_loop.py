@@ -1,0 +1,103 @@
+"""The live loop on 640x480 frames with two faces: FPS, per-stage ms and peak RSS, plus detection recall
+and end-to-end emotion accuracy on frames composed from PublicTest faces (ground truth known).
+
+Runs without TensorFlow (like a device). Prints Markdown tables; medians over --repeats runs.
+
+    python benchmarks/run_loop.py --data ../shared/data/fer2013_train_publictest.csv.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+for blocked in ("tensorflow", "keras", "mtcnn"):
+    sys.modules[blocked] = None  # prove the loop needs none of them
+
+import numpy as np
+
+from edgefer.compose import compose_frames, write_video
+from edgefer.data import read_fer_csv
+from edgefer.detect import make_detector
+from edgefer.runtime import DEFAULT_MODEL
+from edgefer.live import RunConfig, box_iou, run
+from edgefer.profile.sampler import high_water_mark
+
+
+def loop_speed(video: str, model: str, detector: str, min_face: int, threads: int, repeats: int) -> dict:
+    runs = []
+    for _ in range(repeats):
+        summary = run(RunConfig(source=video, model=model, detector=detector, min_face_size=min_face,
+                                threads=threads, show=False))
+        runs.append(summary)
+    best = {k: statistics.median(r.mean_ms()[k] for r in runs) for k in runs[0].mean_ms()}
+    return {"fps": statistics.median(r.fps for r in runs), "ms": best, "faces_per_frame": runs[0].faces / runs[0].frames}
+
+
+def recall_and_accuracy(frames, detector_name: str, min_face: int, model: str) -> dict:
+    from edgefer.detect import crop_face, to_gray
+    from edgefer.runtime import load_classifier
+
+    detector = make_detector(detector_name, min_face_size=min_face, threads=1)
+    classifier = load_classifier(model, threads=1)
+    found = correct = total = false_positives = 0
+    for frame in frames:
+        detections = detector.detect(frame.image)
+        gray = to_gray(frame.image)
+        for box, label in zip(frame.boxes, frame.labels):
+            total += 1
+            scored = [(box_iou(box, d.box), d) for d in detections]
+            iou, match = max(scored, key=lambda x: x[0], default=(0.0, None))
+            if iou >= 0.4:
+                found += 1
+                probabilities = classifier.predict(crop_face(gray, match, classifier.info.input_size))
+                correct += int(np.argmax(probabilities) == label)
+        false_positives += sum(1 for d in detections if max(box_iou(b, d.box) for b in frame.boxes) < 0.4)
+    return {"recall": found / total, "accuracy_end_to_end": correct / total,
+            "accuracy_on_detected": correct / max(found, 1), "false_positives": false_positives, "faces": total}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--model", default=str(DEFAULT_MODEL))
+    parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--accuracy-frames", type=int, default=600, help="frames (2 faces each) for recall/accuracy")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default="/tmp/edgefer_bench_clip.avi")
+    args = parser.parse_args()
+
+    faces = read_fer_csv(args.data, "PublicTest")
+    clip_frames = compose_frames(faces.images, faces.labels, args.frames, 2, seed=1)
+    video = write_video(clip_frames, args.out)
+    print(f"model {args.model}; {args.frames} frames of 640x480 with 2 faces; {args.threads} thread(s); "
+          f"detection on every frame; no display\n")
+    print("| detector | min face px | FPS (median) | capture ms | detect ms | classify ms | draw ms | faces/frame |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for detector, min_face in (("mtcnn", 40), ("mtcnn", 60), ("mtcnn", 20), ("haar", 40)):
+        r = loop_speed(video, args.model, detector, min_face, args.threads, args.repeats)
+        ms = r["ms"]
+        print(f"| {detector} | {min_face} | {r['fps']:.1f} | {ms['capture']:.2f} | {ms['detect']:.2f} | "
+              f"{ms['classify']:.2f} | {ms['draw']:.2f} | {r['faces_per_frame']:.2f} |", flush=True)
+    print(f"\npeak RSS of this process (loop, both detectors, decoded PublicTest): "
+          f"{high_water_mark(os.getpid()) / 1e6:.0f} MB\n")
+
+    truth = compose_frames(faces.images, faces.labels, args.accuracy_frames, 2, seed=7)
+    print(f"Detection recall and end-to-end accuracy on {2 * args.accuracy_frames} PublicTest faces pasted "
+          f"into 640x480 frames (a face counts as found at IoU >= 0.4)\n")
+    print("| detector | min face px | recall | false positives | expression accuracy (all faces) | accuracy on found faces |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for detector, min_face in (("mtcnn", 40), ("haar", 40)):
+        r = recall_and_accuracy(truth, detector, min_face, args.model)
+        print(f"| {detector} | {min_face} | {r['recall']:.3f} | {r['false_positives']} | "
+              f"{r['accuracy_end_to_end']:.3f} | {r['accuracy_on_detected']:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    main()
+    print(f"\n(benchmark took {time.perf_counter() - started:.0f} s)")

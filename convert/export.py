@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -20,7 +19,8 @@ import edgefer
 from convert.input_grid import FLOAT_OFFSET, INPUT_SCALE, int8_input_model, scale_for_input
 from edgefer.prune.channels import pad_channels
 from edgefer.data import DataSpec, file_sha256, is_csv, load_split
-from edgefer.files import atomic_path, write_json, write_text
+from edgefer.files import atomic_path, check_writable_folder, new_run_dir, write_json, write_text
+from edgefer.tfenv import configure_tensorflow
 from edgefer.runtime import ModelInfo, load_classifier, sidecar_path
 from edgefer.labels import CLASS_NAMES
 from edgefer.metrics import compute_metrics
@@ -39,6 +39,7 @@ DEFAULT_FORMATS = ("float32", "float16", "dynamic", "int8", "onnx", "onnx_int8")
 # ONNX Runtime ran a pruned mini_xception with odd widths 1.7x slower than the unpruned one
 ONNX_CHANNEL_MULTIPLE = 8
 INT8_FORMATS = ("int8", "onnx_int8")
+DEFAULT_PROJECT = Path("runs/export")   # runs/export/<model stem>[N] unless --out is given
 MIN_CALIBRATION, RECOMMENDED_CALIBRATION = 20, 300
 
 
@@ -152,14 +153,17 @@ def export_model(model_path, out_dir=None, formats=DEFAULT_FORMATS, data=None, s
                  calibration=500, calibration_data=None, threshold=1.0, threads=1, limit=None, seed=0,
                  log=print) -> tuple[list[ExportRow], Path]:
     """Export `model_path` to `formats` in `out_dir`, validate each file, write export.md/json."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    configure_tensorflow()
     model_path = Path(model_path)
-    model = _load_keras(model_path)
-    size = int(model.input_shape[1])
-    out_dir = Path(out_dir) if out_dir else model_path.parent / f"{model_path.stem}_export"
-    stem = model_path.stem
     if not data:
         raise ExportError("--data is required to validate the exports (e.g. the FER-2013 CSV; PublicTest is used)")
+    if out_dir is not None:
+        check_writable_folder(out_dir, "--out")
+    else:
+        check_writable_folder(DEFAULT_PROJECT, "--out")
+    model = _load_keras(model_path)
+    size = int(model.input_shape[1])
+    stem = model_path.stem
     faces = load_split(DataSpec(str(data), seed=seed, limit=limit, size=size), split)
     calibration_set, int8_model, int8_offset = None, model, FLOAT_OFFSET
     if any(f in INT8_FORMATS for f in formats):
@@ -180,6 +184,8 @@ def export_model(model_path, out_dir=None, formats=DEFAULT_FORMATS, data=None, s
 
     from convert.to_tflite import keras_to_tflite
 
+    # a new folder per export unless --out names one: never inside the installed package, never over another
+    out_dir = Path(out_dir) if out_dir is not None else new_run_dir(DEFAULT_PROJECT, stem)
     for fmt in formats:
         target = out_dir / f"{stem}{FORMATS[fmt][0]}"
         source, offset = (int8_model, int8_offset) if fmt in INT8_FORMATS else (model, FLOAT_OFFSET)
@@ -200,7 +206,14 @@ def export_model(model_path, out_dir=None, formats=DEFAULT_FORMATS, data=None, s
             continue
         accuracy, agreement, diff, ms, rate = _measure(target, faces.images, faces.labels, reference, threads)
         delta = (accuracy - keras_accuracy) * 100
-        status = "ok" if delta >= -threshold else f"FAILED: {delta:+.2f} points vs Keras"
+        status = "ok" if delta >= -threshold else f"FAILED: {delta:+.2f} points vs Keras (file not kept)"
+        if status != "ok":   # a file that failed validation is not left where a device could pick it up
+            size_kb = target.stat().st_size / 1024
+            target.unlink()
+            sidecar_path(target).unlink(missing_ok=True)
+            rows.append(ExportRow(fmt, str(target), status, size_kb, accuracy, delta, agreement, diff, ms, rate))
+            log(f"{fmt}: {target.name} {status}")
+            continue
         rows.append(ExportRow(fmt, str(target), status, target.stat().st_size / 1024, accuracy, delta,
                               agreement, diff, ms, rate))
         log(f"{fmt}: {target.name} {target.stat().st_size / 1024:.1f} KB in {time.perf_counter() - started:.1f} s, "

@@ -14,13 +14,38 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-import click
 import typer
-from click.core import ParameterSource
+import typer.core
 
 from edgefer.tfenv import StderrFilter, configure_tensorflow
 
+# click's exception base, whether typer uses click or (typer >= 0.26) its own vendored copy of it
+ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class OneLineErrors(typer.core.TyperGroup):
+    """Usage errors (a value outside an option's declared range, an unknown option) as one `error:` line
+    and exit 2, like every other bad input, instead of click's usage block."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except ClickException as error:
+            if type(error).__name__ == "NoArgsIsHelpError":   # bare `edgefer`: the help, not an error
+                error.show()
+                sys.exit(0)
+            typer.echo(f"error: {error.format_message()}", err=True)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     help="edgefer: facial expression recognition from FER-2013 to an edge device.\n\n"
     "Typical flow: train -> evaluate -> export -> profile -> run.",
     no_args_is_help=True,
@@ -75,10 +100,13 @@ def needs_extra(command: str, packages=TRAIN_PACKAGES, extra: str = "train") -> 
              f"pip install 'edgefer[{extra}]'")
 
 
-def given(ctx: click.Context, *skip: str) -> dict:
+def given(ctx: typer.Context, *skip: str) -> dict:
     """The options the user typed (not their defaults), by parameter name: what overrides a recipe."""
-    return {name: value for name, value in ctx.params.items()
-            if name not in skip and ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
+    def typed(name: str) -> bool:
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+    return {name: value for name, value in ctx.params.items() if name not in skip and typed(name)}
 
 
 def _version(value: bool) -> None:
@@ -234,7 +262,7 @@ def export(
     split: str = typer.Option("PublicTest", help="Split of --data to validate on."),
     formats: Optional[str] = typer.Option(None, help="Comma-separated: float32,float16,dynamic,int8,onnx,onnx_int8.", show_default="all"),
     int8: bool = typer.Option(False, "--int8", help="Short for the full-integer formats (int8 TFLite and int8 ONNX)."),
-    out: Optional[Path] = typer.Option(None, help="Export folder.", show_default="<model>_export next to the model"),
+    out: Optional[Path] = typer.Option(None, help="Export folder.", show_default="runs/export/<model>[N]"),
     calibration: int = typer.Option(500, min=1, help="Training faces used to calibrate int8 quantisation."),
     calibration_data: Optional[str] = typer.Option(None, help="Data for calibration.", show_default="--data's training split"),
     threshold: float = typer.Option(1.0, min=0, help="Fail an export whose accuracy falls more than this many points below Keras."),
@@ -377,8 +405,8 @@ def profile(
             train_images=train_images or None, test_images=test_images or None, batch_size=batch_size,
             interval=interval, out=str(out), edge=edge,
             devices=[d.strip() for d in devices.split(",") if d.strip()], device_epochs=epochs_list)
-        report = run_profile(config, log=typer.echo)
-    typer.echo("\n" + report["markdown"])
+        run_profile(config, log=typer.echo)
+    typer.echo("\n" + (out / "summary.md").read_text())
 
 
 # --------------------------------------------------------------------------- sweep

@@ -70,8 +70,8 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def _open_text(path: Path):
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")   # -sig: a spreadsheet's byte-order mark is not a column
 
 
 def _diagnose_pixels(text: str, expected: int) -> str:
@@ -230,7 +230,7 @@ def read_image_folder(
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder (expected one sub-folder per class)")
-    images, labels, skipped = [], [], 0
+    images, labels, skipped, ignored = [], [], 0, {}
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir())
     if not class_dirs:
         raise DataError(f"{root}: no class sub-folders (expected e.g. {root}/happy/*.jpg)")
@@ -240,8 +240,9 @@ def read_image_folder(
             raise DataError(
                 f"{folder}: folder name is not a class; expected one of {', '.join(CLASS_NAMES)} or 0-6"
             )
-        for file in sorted(folder.iterdir()):
+        for file in sorted(p for p in folder.rglob("*") if p.is_file()):   # nested folders count for the class
             if file.suffix.lower() not in IMAGE_SUFFIXES:
+                ignored[file.suffix.lower() or "(no suffix)"] = ignored.get(file.suffix.lower() or "(no suffix)", 0) + 1
                 continue
             try:
                 images.append(read_face_image(file, size))
@@ -256,6 +257,10 @@ def read_image_folder(
     faces = FaceSet(np.stack(images), np.asarray(labels, np.int64), source=str(root), skipped=skipped)
     if skipped:
         faces.notes.append(f"{root}: skipped {skipped} unreadable image(s)")
+    if ignored:
+        kinds = ", ".join(f"{count} {suffix}" for suffix, count in sorted(ignored.items()))
+        faces.notes.append(f"{root}: ignored {sum(ignored.values())} file(s) that are not images edgefer reads "
+                           f"({kinds}; expected {', '.join(sorted(IMAGE_SUFFIXES))})")
     return faces
 
 

@@ -100,7 +100,7 @@ def evaluate_model(config: EvaluateConfig, log=print) -> EvaluationReport:
 
 def _model_label(model: Path) -> str:
     """A readable name for a model file: runs/train/m3/weights/model.keras -> m3_model."""
-    if model.parent.name == "weights" and model.parent.parent.name:
+    if model.parent.name == "weights" and (model.parent.parent / "args.json").is_file():   # a training run
         return f"{model.parent.parent.name}_{model.stem}"
     return model.stem
 

@@ -15,6 +15,8 @@ The grid sampler needs finite values: numeric ranges are cut into --grid-points 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +122,18 @@ class SweepConfig:
     prune: bool = True
     grid_points: int = 3
     seed: int = 0
+    resume: bool = False           # continue the study in `out` (its search space must be this one)
+    heartbeat_seconds: int = 60    # a worker that stops beating for 2x this has its trial failed and retried
+
+
+def _stale_callback_name() -> str:
+    """Optuna 4.9 renamed RDBStorage's failed_trial_callback to heartbeat_stale_trial_callback."""
+    import inspect
+
+    import optuna
+
+    names = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
+    return "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in names else "failed_trial_callback"
 
 
 def _sampler(config: SweepConfig):
@@ -146,14 +160,33 @@ def run_sweep(config: SweepConfig, log=print) -> dict:
 
     from edgefer.train import train
 
+    sampler = _sampler(config)   # a bad sampler fails before any folder is made
     out = Path(config.out)
+    database = out / "study.db"
+    if database.exists() and not config.resume:
+        raise SweepError(f"--out {out}: holds a study already; pass --resume to continue it, "
+                         "or choose a new --out folder")
+    if config.resume and not database.exists():
+        raise SweepError(f"--resume: {database} not found; expected the --out folder of an earlier sweep")
     out.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{database}", heartbeat_interval=config.heartbeat_seconds,
+        grace_period=2 * config.heartbeat_seconds,
+        **{_stale_callback_name(): optuna.storages.RetryFailedTrialCallback(max_retry=1)})
     study = optuna.create_study(
-        study_name=out.name, storage=f"sqlite:///{out / 'study.db'}", load_if_exists=True, direction="maximize",
-        sampler=_sampler(config),
+        study_name=out.name, storage=storage, load_if_exists=True, direction="maximize",
+        sampler=sampler,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1) if config.prune
         else optuna.pruners.NopPruner())
+    space = [dataclasses.asdict(d) for d in config.space]
+    stored = study.user_attrs.get("space")
+    if stored is None:
+        study.set_user_attr("space", space)
+    elif stored != json.loads(json.dumps(space)):
+        raise SweepError(f"--resume: the study in {out} searched {_describe(stored)}, not {_describe(space)}; "
+                         "expected the same --space (or choose a new --out)")
+    optuna.storages.fail_stale_trials(study)   # a killed worker's trial is failed (and retried), not RUNNING
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     done = sum(t.state in finished for t in study.trials)
     remaining = max(0, config.trials - done)
@@ -177,6 +210,10 @@ def run_sweep(config: SweepConfig, log=print) -> dict:
     if remaining:
         study.optimize(objective, n_trials=remaining, catch=())
     return write_sweep_report(study, out, config)
+
+
+def _describe(space: list[dict]) -> str:
+    return " ".join(f"{d['name']}={d['kind']}" for d in space) or "nothing"
 
 
 def write_sweep_report(study, out: Path, config: SweepConfig) -> dict:

@@ -8,15 +8,13 @@ import pytest
 
 from edgefer.detect import Detection, crop_face, make_detector
 from edgefer.detect.haar import HaarDetector
-from edgefer.live import box_iou
+from edgefer.live import DEMO_IMAGE, box_iou
 from edgefer.detect.mtcnn import MTCNNDetector, nms
 
-skimage_data = pytest.importorskip("skimage.data")
-
-
 def photos() -> dict[str, np.ndarray]:
-    """Real photos as RGB: NASA's astronaut portrait, and a 640x480 group of four mirrored copies."""
-    astronaut = skimage_data.astronaut()
+    """Real photos as RGB: NASA's astronaut portrait (shipped as edgefer's demo photo, from scikit-image),
+    a 640x480 group of four mirrored copies, and a rotated, shrunk copy."""
+    astronaut = np.ascontiguousarray(cv2.imread(str(DEMO_IMAGE))[..., ::-1])
     group = np.concatenate([np.concatenate([astronaut, astronaut[:, ::-1]], 1)] * 2, 0)
     group = cv2.resize(group, (640, 480), interpolation=cv2.INTER_AREA)
     rotated = cv2.warpAffine(astronaut, cv2.getRotationMatrix2D((256, 256), 12, 0.8), (512, 512))

@@ -48,11 +48,16 @@ def test_exports_carry_their_metadata(exported):
     assert json.loads(props["edgefer"])["name"] == "mini_xception"
 
 
-def test_inference_runs_without_tensorflow(exported, fer_val):
-    """The device path: LiteRT and ONNX Runtime in a process where TensorFlow cannot be imported."""
+def test_inference_runs_without_tensorflow(exported, trained_model, fer_val):
+    """The device path: LiteRT and ONNX Runtime in a process where TensorFlow cannot be imported, giving
+    Keras' probabilities (float files: to 1e-4; int8 files: the same answer for nearly every face)."""
+    from edgefer.runtime import load_classifier
+
     rows, folder = exported
     faces = folder / "faces.npy"
-    np.save(faces, fer_val.images[:64])
+    np.save(faces, fer_val.images[:256])
+    reference = load_classifier(trained_model).predict(fer_val.images[:256])
+    files = [rows[name].file for name in ("float32", "onnx", "int8", "onnx_int8")]
     script = textwrap.dedent(f"""
         import sys
         for name in ("tensorflow", "keras", "tf2onnx", "mtcnn"):
@@ -60,17 +65,23 @@ def test_inference_runs_without_tensorflow(exported, fer_val):
         import numpy as np
         from edgefer.runtime import load_classifier
         faces = np.load({str(faces)!r})
-        for path in ({rows['int8'].file!r}, {rows['float32'].file!r}, {rows['onnx'].file!r}):
+        for k, path in enumerate({files!r}):
             model = load_classifier(path, threads=1)
-            p = model.predict(faces)
-            assert p.shape == (64, 7) and np.allclose(p.sum(1), 1, atol=0.02), p.sum(1)
-            print(model.backend, int(p.argmax(1)[0]))
+            np.save({str(folder)!r} + f"/probabilities_{{k}}.npy", model.predict(faces))
+            print(model.backend)
         assert "tensorflow" not in [m for m in sys.modules if sys.modules[m] is not None]
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    backends = [line.split()[0] for line in result.stdout.strip().splitlines()]
-    assert backends == ["ai_edge_litert", "ai_edge_litert", "onnxruntime"]
+    assert result.stdout.split() == ["ai_edge_litert", "onnxruntime", "ai_edge_litert", "onnxruntime"]
+    outputs = [np.load(folder / f"probabilities_{k}.npy") for k in range(4)]
+    for output in outputs:
+        assert output.shape == (256, 7) and np.allclose(output.sum(1), 1, atol=0.02)
+    np.testing.assert_allclose(outputs[0], reference, atol=1e-4)   # float32 TFLite
+    np.testing.assert_allclose(outputs[1], reference, atol=1e-4)   # float ONNX
+    for quantised in outputs[2:]:                                 # int8 TFLite, int8 ONNX
+        assert (quantised.argmax(1) == reference.argmax(1)).mean() >= 0.9
+        assert np.abs(quantised - reference).max() < 0.25
 
 
 def test_int8_inference_matches_its_reported_accuracy(exported, fer_csv):
@@ -136,3 +147,16 @@ def test_input_shift_folds_exactly_into_the_first_layer():
         assert np.abs(folded.predict(x, verbose=0) - model.predict(x + shift, verbose=0)).max() < 1e-5
         assert np.abs(model.predict(x, verbose=0) - model.predict(x + shift, verbose=0)).max() > 1e-4
     assert fold_input_shift(build_model("vgg"), shift) is None  # zero padding would see the shift at the border
+
+
+def test_a_file_that_fails_validation_is_not_kept(trained_model, fer_csv, tmp_path):
+    """A threshold no file can meet (it would have to gain 100 points): the row says FAILED and the
+    file and its sidecar are gone, so a device can never pick up a rejected export."""
+    from convert.export import export_model
+
+    rows, folder = export_model(trained_model, tmp_path / "out", ["float32"], str(fer_csv), limit=200,
+                                threshold=-100.0, log=lambda *_: None)
+    [row] = [r for r in rows if r.format == "float32"]
+    assert row.status.startswith("FAILED") and "file not kept" in row.status
+    assert not Path(row.file).exists() and not Path(row.file + ".json").exists()
+    assert "FAILED" in (folder / "export.md").read_text()

@@ -15,18 +15,19 @@ def test_mini_xception_matches_the_paper():
 
 
 @pytest.mark.parametrize(
-    "name, conv, pool, dense, low, high",
+    "name, conv, pool, dense, parameters",
     [
-        ("vgg", 10, 4, 3, 1_000_000, 10_000_000),
-        ("cnn", 2, 2, 3, 1_000_000, 10_000_000),
-        ("resnet50", 53, 2, 1, 23_000_000, 25_000_000),
+        ("vgg", 10, 4, 3, 3_226_663),
+        ("cnn", 2, 2, 3, 4_813_003),
+        ("resnet50", 53, 2, 1, 23_595_783),
     ],
 )
-def test_baselines_layer_report(name, conv, pool, dense, low, high):
+def test_baselines_layer_report(name, conv, pool, dense, parameters):
+    """Exact counts: a changed layer anywhere in a baseline changes its parameter count."""
     model = build_model(name)
     report = layer_report(model)
     assert (report.conv_layers, report.pooling_layers, report.dense_layers) == (conv, pool, dense)
-    assert low < report.parameters < high
+    assert report.parameters == parameters
     assert model.output_shape == (None, 7)
 
 

@@ -109,4 +109,9 @@ def test_numpy_batches_for_other_backends(fer_train):
     x, y = batches[0]
     assert x.shape == (64, 48, 48, 1) and x.dtype == np.float32 and y.shape == (64, 7)
     assert -1.0 <= x.min() and x.max() <= 1.0
-    np.testing.assert_array_equal(batches[1][0], batches[1][0])  # a batch is reproducible within an epoch
+    again = _py_batches(images, labels, targets, 64, AugmentConfig(), 0, None)
+    for (x1, y1), (x2, y2) in zip(batches, again):   # the same seed gives the same batches, augmentation included
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    other = _py_batches(images, labels, targets, 64, AugmentConfig(), 1, None)
+    assert not np.array_equal(other[0][0], batches[0][0])   # another seed: another order and augmentation

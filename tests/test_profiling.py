@@ -59,11 +59,19 @@ def test_bad_options_are_refused(fer_csv):
 
 
 def test_small_end_to_end_profile(fer_csv, tmp_path):
-    config = ProfileConfig(models=["cnn", "mini_xception"], data=str(fer_csv), epochs=1, train_images=256,
-                           test_images=200, batch_size=32, interval=0.25, out=str(tmp_path), edge=False,
+    config = ProfileConfig(models=["mini_xception"], data=str(fer_csv), epochs=1, train_images=256,
+                           test_images=200, batch_size=32, interval=0.25, out=str(tmp_path), edge=True,
                            devices=["cpu", "gpu"], device_epochs=[1])
-    report = run_profile(config, log=lambda *_: None)
-    for name, params in (("cnn", 4_813_003), ("mini_xception", 58_423)):
+    logs = []
+    report = run_profile(config, log=logs.append)
+    assert not any("{" in line for line in logs), logs   # readable lines, no raw dicts
+    edge = report["models"]["mini_xception"]["edge"]["runtimes"]
+    assert set(edge) == {"keras", "tflite_float32", "tflite_int8", "onnx"}
+    for runtime, row in edge.items():
+        assert row["size_kb"] > 20 and row["ms_per_face_1t"] > 0 and row["peak_rss_mb_1t"] > 20, (runtime, row)
+    assert edge["tflite_int8"]["size_kb"] < edge["tflite_float32"]["size_kb"] / 2   # int8 weights really shrank
+    assert edge["tflite_int8"]["backend"] == "ai_edge_litert" and edge["onnx"]["backend"] == "onnxruntime"
+    for name, params in (("mini_xception", 58_423),):
         entry = report["models"][name]
         assert entry["layers"]["parameters"] == params
         for stage in ("train", "test"):
@@ -75,6 +83,8 @@ def test_small_end_to_end_profile(fer_csv, tmp_path):
     assert report["devices"][0]["gpu"] in ("no GPU present",) or isinstance(report["devices"][0]["gpu"], dict)
     markdown = (tmp_path / "summary.md").read_text()
     assert "Table 4" in markdown and "Table 5" in markdown and "| mini_xception |" in markdown
+    assert "| 58,423 | 58,423 |" in markdown   # the paper's column, read from the packaged paper.json
+    assert "## For the edge" in markdown and "| mini_xception | tflite_int8 (ai_edge_litert) |" in markdown
     assert json.loads((tmp_path / "summary.json").read_text())["machine"]["cores"] >= 1
     for png in ("params_vs_accuracy.png", "occupation_train.png", "occupation_test.png"):
         assert (tmp_path / png).stat().st_size > 1000

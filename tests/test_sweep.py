@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import pytest
 
@@ -45,8 +52,13 @@ def test_interrupted_sweep_resumes(fer_csv, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         run_sweep(config, log=interrupt_second_trial)
+    with pytest.raises(SweepError, match="holds a study already; pass --resume"):
+        run_sweep(config, log=lambda *_: None)   # the same command again does not silently join the study
+    other = dataclasses.replace(config, resume=True, space=parse_space(["label_smoothing=float:0:0.1"]))
+    with pytest.raises(SweepError, match="searched lr=log, not label_smoothing=float"):
+        run_sweep(other, log=lambda *_: None)
     messages = []
-    report = run_sweep(config, log=messages.append)  # the same command again
+    report = run_sweep(dataclasses.replace(config, resume=True), log=messages.append)
     assert "1 finished trial(s)" in messages[0] and "running 2 more" in messages[0]
     states = [t["state"] for t in report["trials"]]
     assert states[0] == "COMPLETE" and states[1] == "FAIL" and len(states) == 4
@@ -68,3 +80,31 @@ def test_bad_search_spaces(tmp_path):
     spec = tmp_path / "space.yaml"
     spec.write_text("lr: {log: [0.0001, 0.01]}\nbatch_size: {choice: [32, 64]}\n")
     assert [d.name for d in parse_space(None, str(spec))] == ["lr", "batch_size"]
+
+
+def test_a_killed_workers_trial_is_failed_and_retried(fer_csv, tmp_path):
+    """kill -9 during a trial: its heartbeat stops, the resumed sweep fails it (not RUNNING for ever) and
+    retries it, and the study still reaches its trial count."""
+    out = tmp_path / "study"
+    script = textwrap.dedent(f"""
+        from edgefer.sweep import SweepConfig, parse_space, run_sweep
+        from edgefer.train import config_from_recipe
+        base = config_from_recipe("quick", data={str(fer_csv)!r}, limit=512, epochs=3, batch_size=64)
+        run_sweep(SweepConfig(base, parse_space(["lr=log:1e-3:1e-2"]), "random", trials=2, out={str(out)!r},
+                              prune=False, heartbeat_seconds=1), log=print)
+    """)
+    worker = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    started = out / "trials" / "trial0" / "history.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline and not started.exists():   # killed during trial 0, after its first epoch
+        time.sleep(0.2)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=30)
+    time.sleep(2.5)   # past the grace period of two missed heartbeats
+    config = SweepConfig(config_from_recipe("quick", data=str(fer_csv), limit=512, epochs=3, batch_size=64),
+                         parse_space(["lr=log:1e-3:1e-2"]), "random", trials=2, out=str(out), prune=False,
+                         resume=True, heartbeat_seconds=1)
+    report = run_sweep(config, log=lambda *_: None)
+    states = [t["state"] for t in report["trials"]]
+    assert states[0] == "FAIL" and "RUNNING" not in states
+    assert states.count("COMPLETE") == 2

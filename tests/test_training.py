@@ -19,9 +19,17 @@ from edgefer.train.keras_utils import copy_weights, recalibrate_batchnorm
 runner = CliRunner()
 
 
-def test_onednn_stays_on():
-    # training is made immune to oneDNN's uneven-batch crash rather than turning oneDNN off
+def test_every_training_batch_is_full(fer_train):
+    """oneDNN (on, as shipped) crashes on an uneven last batch: training feeds only full batches."""
     assert os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"
+    from edgefer.train.pipeline import NO_AUGMENT, make_train_dataset, steps_per_epoch
+
+    images, labels = fer_train.images[:3001], fer_train.labels[:3001]
+    steps = steps_per_epoch(len(images), 64)
+    assert steps == 46   # 3,001 = 46 x 64 + 57: the remainder is dropped
+    batches = iter(make_train_dataset(images, labels, 64, NO_AUGMENT, seed=0, endless=True))
+    sizes = [len(next(batches)[0]) for _ in range(steps + 3)]   # one epoch and into the next
+    assert sizes == [64] * (steps + 3)
 
 
 def test_train_then_evaluate_end_to_end(fer_csv, tmp_path):
@@ -44,19 +52,23 @@ def test_train_then_evaluate_end_to_end(fer_csv, tmp_path):
     assert public["samples"] == 3001 and len(public["per_class_accuracy"]) == 7
     assert metrics["machine"]["cores"] >= 1 and isinstance(metrics["machine"]["accelerators"], list)
 
+    assert "model to export: " + str(run / "weights" / "model.keras") in result.output
+
     out = tmp_path / "eval"
-    evaluated = runner.invoke(app, ["evaluate", str(run / "weights/best.keras"), "--data", str(fer_csv),
-                                    "--limit", "3001", "--out", str(out)])
+    evaluated = runner.invoke(app, ["evaluate", str(run), "--limit", "3001", "--out", str(out)])  # a run directory
     assert evaluated.exit_code == 0, evaluated.output
     assert "macro-F1" in evaluated.output and "confusion" in evaluated.output
-    report = json.loads(next(out.glob("*.json")).read_text())
-    assert report["accuracy"] == pytest.approx(public["accuracy"], abs=1e-6)
-    assert next(out.glob("*.png")).stat().st_size > 0
+    report = json.loads((out / "e2e_model_PublicTest" / "metrics.json").read_text())
+    assert report["accuracy"] == pytest.approx(public["accuracy"], abs=1e-6) and report["split"] == "PublicTest"
+    assert (out / "e2e_model_PublicTest" / "confusion.png").stat().st_size > 0
     flipped = runner.invoke(app, ["evaluate", str(run / "weights/model.keras"), "--data", str(fer_csv),
                                   "--limit", "3001", "--out", str(out), "--tta"])
     assert flipped.exit_code == 0, flipped.output
-    tta = json.loads(next(out.glob("*_tta.json")).read_text())
+    tta = json.loads((out / "e2e_model_PublicTest_tta" / "metrics.json").read_text())
     assert tta["tta"] is True and abs(tta["accuracy"] - public["accuracy"]) < 0.05  # same model, mirrored too
+    again = runner.invoke(app, ["evaluate", str(run), "--limit", "3001", "--out", str(out)])
+    assert again.exit_code == 0 and (out / "e2e_model_PublicTest2" / "metrics.json").exists()   # nothing overwritten
+    assert json.loads((out / "e2e_model_PublicTest" / "metrics.json").read_text()) == report
 
 
 def test_interrupted_run_resumes_from_last_checkpoint(fer_csv, tmp_path):
@@ -87,7 +99,7 @@ def test_interrupted_run_resumes_from_last_checkpoint(fer_csv, tmp_path):
 
 def test_clean_epochs_train_the_tail_without_augmentation(fer_csv, tmp_path, monkeypatch, capsys):
     """--clean-epochs 1 of 3: epochs 1-2 augmented, epoch 3 plain, also when a resume adds the clean tail."""
-    from edgefer import training
+    from edgefer.train import loop as training
     from edgefer.train.pipeline import NO_AUGMENT, AugmentConfig
 
     config = config_from_recipe("quick", data=str(fer_csv), limit=320, epochs=3, batch_size=64, clean_epochs=1,
@@ -202,7 +214,7 @@ def test_config_round_trip_and_bad_options(fer_csv):
     config = config_from_recipe("best", data="x.csv", epochs=5)
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert config.epochs == 5 and config.schedule == "cosine"
-    with pytest.raises(ValueError, match="unknown recipe"):
+    with pytest.raises(ValueError, match="--recipe 'fastest': unknown"):
         config_from_recipe("fastest")
     with pytest.raises(ValueError, match="recipe 'distil' needs --teacher PATH"):
         config_from_recipe("distil", data="x.csv")

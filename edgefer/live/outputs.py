@@ -96,6 +96,15 @@ def _saves_video(config: RunConfig, source: FrameSource) -> bool:
     return bool(config.save) and source.kind not in ("image", "folder") and bool(Path(config.save).suffix)
 
 
+def _unused(path: Path) -> Path:
+    """`path`, or path_2, path_3 ... when taken."""
+    candidate, k = path, 1
+    while candidate.exists():
+        k += 1
+        candidate = path.with_name(f"{path.stem}_{k}{path.suffix}")
+    return candidate
+
+
 class JsonLines:
     """An appended JSON Lines file, flushed every line, rotated past `rotate_mb` (file.1 is the newest)."""
 
@@ -144,7 +153,7 @@ class Outputs:
             return
         if self.save_dir is not None:
             name = Path(frame.file).with_suffix(".jpg") if frame.file else Path(f"frame_{frame.index:06d}.jpg")
-            target = self.save_dir / name
+            target = _unused(self.save_dir / name)   # an earlier run's image is never written over
             target.parent.mkdir(parents=True, exist_ok=True)
             if not cv2.imwrite(str(target), annotated):
                 raise SourceError(f"--save {self.save_dir}: cannot write {target}")

@@ -83,7 +83,7 @@ def render_markdown(report: dict) -> str:
               "user/system % = the process's user/system CPU time as a share of the machine; system-wide = all "
               "processes (psutil); MEM % = peak RSS / total memory. Means and peaks are over samples; "
               "totals come from the child's rusage. Paper columns: '-' where the paper's value is not in "
-              "profiles/paper.json.", ""]
+              "edgefer/profile/paper.json.", ""]
     return "\n".join(lines)
 
 

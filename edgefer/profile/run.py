@@ -137,7 +137,9 @@ def _edge(config: ProfileConfig, work: Path, log, name: str) -> dict:
             row[f"peak_rss_mb_{threads}t"] = round(max(run.peak_rss_mb, timing.get("self_peak_rss_mb", 0.0)), 1)
             row["backend"] = timing.get("backend")
         edge["runtimes"][runtime] = row
-        log(f"[{name}] {runtime}: {row}")
+        log(f"[{name}] {runtime} ({row.get('backend')}): {row.get('size_kb', '-')} KB, "
+            f"{row.get('ms_per_face_1t') or float('nan'):.3f} ms/face on 1 thread, "
+            f"peak {row.get('peak_rss_mb_1t', '-')} MB")
     return edge
 
 

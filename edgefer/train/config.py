@@ -131,7 +131,7 @@ def config_from_recipe(recipe: str, **overrides) -> TrainConfig:
 def with_overrides(config: TrainConfig, **overrides) -> TrainConfig:
     """`config` with the given options (see config_from_recipe), checked."""
     given = {RENAMED.get(k, k): v for k, v in overrides.items() if v is not None}
-    augment = config.augment
+    augment = given.pop("augment", config.augment)   # a whole AugmentConfig (Python API), then single options
     if given.pop("no_augment", False):
         augment = NO_AUGMENT
     moves = {AUGMENT_OPTIONS[k]: given.pop(k) for k in list(given) if k in AUGMENT_OPTIONS}

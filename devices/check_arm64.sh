@@ -85,13 +85,16 @@ for k, frame in enumerate(frames):
     cv2.imwrite(str(inputs / "photos" / ("nested/" if k == 3 else "") / f"frame{k}.png"), frame.image)
 PY
 
-in_root() { QEMU_CPU=$1 chroot "$root" /usr/bin/env -i PATH=/opt/venv/bin:/usr/bin:/bin HOME=/root \
+# QEMU_CPU inside `env -i`: every exec starts a new qemu, which reads the variable from that environment
+in_root() { QEMU_CPU=$1 chroot "$root" /usr/bin/env -i QEMU_CPU=$1 PATH=/opt/venv/bin:/usr/bin:/bin HOME=/root \
               PIP_CERT=/etc/ssl/certs/host-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 bash -c "$2"; }
 if [ ! -x "$root/opt/venv/bin/edgefer" ]; then
   say "base install inside the emulated board (aarch64 wheels from PyPI)"
   run in_root cortex-a72 "python3 -m venv /opt/venv && pip install -q numpy 'opencv-python-headless>=4.8,<5' 'ai-edge-litert>=1.2' psutil typer"
 fi
 run in_root cortex-a72 "pip install -q --no-deps --force-reinstall /src"
+# the Jetson profile runs the .onnx model: ONNX Runtime (the `onnx` extra) has aarch64 wheels too
+in_root cortex-a72 "python3 -c 'import onnxruntime'" >> "$log" 2>&1 || run in_root cortex-a72 "pip install -q onnxruntime"
 versions=$(in_root cortex-a72 "python3 -c 'import sys, numpy, cv2, ai_edge_litert, platform; print(platform.machine(), sys.version.split()[0], \"numpy\", numpy.__version__, \"opencv\", cv2.__version__)'; pip show ai-edge-litert | grep Version" | tr '\n' ' ')
 say "arm64 environment: $versions"
 say "TensorFlow importable inside: $(in_root cortex-a72 "python3 -c 'import tensorflow' 2>/dev/null && echo yes || echo no")"

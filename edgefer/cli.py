@@ -174,6 +174,10 @@ def train(
     skip_bad: bool = typer.Option(False, help="Skip malformed rows/images and report how many, instead of failing."),
     name: str = typer.Option("", help="Run name; runs/train/<name>[N].", show_default="the model name"),
     project: str = typer.Option("runs/train", help="Folder that holds the run directories."),
+    devices: Optional[str] = typer.Option(None, help="Data parallel over N devices or 'all' (JAX backend: KERAS_BACKEND=jax); the batch size and learning rate are global.", show_default="1"),
+    coordinator: Optional[str] = typer.Option(None, help="Multi-host jobs: the coordinator's HOST:PORT (or KERAS_DISTRIBUTION_JOB_ADDRESSES).", show_default=False),
+    num_processes: Optional[int] = typer.Option(None, min=1, help="Multi-host jobs: how many processes (hosts) take part.", show_default=False),
+    process_id: Optional[int] = typer.Option(None, min=0, help="Multi-host jobs: this process's index.", show_default=False),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory from its last checkpoint (--epochs and --clean-epochs may change).", show_default=False),
     quiet: bool = typer.Option(False, help="One line per epoch instead of a progress bar."),
 ):
@@ -307,6 +311,10 @@ def run(
     json_out: Optional[str] = typer.Option(None, "--json", help="JSON Lines per frame, appended (flushed every frame).", show_default=False),
     rotate_mb: float = typer.Option(0.0, min=0, help="Rotate the --json file when it passes this size (file.1, file.2 ...); 0: never."),
     retry_seconds: float = typer.Option(0.0, min=0, help="Camera/stream: keep reopening a lost source for this long (backoff 1-30 s); 0: stop at once."),
+    serve: Optional[str] = typer.Option(None, help="Browser view on [HOST:]PORT: / (page), /stream.mjpg, /events, /metrics, /healthz; a bare port binds 127.0.0.1.", show_default=False),
+    serve_token: Optional[str] = typer.Option(None, envvar="EDGEFER_SERVE_TOKEN", help="Require this token on every request (Authorization: Bearer TOKEN or ?token=TOKEN).", show_default=False),
+    serve_max_viewers: int = typer.Option(4, min=1, max=64, help="Most concurrent stream/event viewers."),
+    serve_stall_seconds: float = typer.Option(5.0, min=0.1, help="/healthz answers 503 this long after the last frame."),
     show: bool = typer.Option(True, help="Show a window when OpenCV has a GUI and a display exists."),
     faces: Optional[bool] = typer.Option(None, "--faces/--no-faces", help="Print every face of every frame.", show_default="on for images and folders"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the summary."),
@@ -337,7 +345,7 @@ def run(
                     typer.echo(f"{where}: face {face['id']} {face['box']} {face['emotion']} "
                                f"{face['probabilities'][face['emotion']]:.2f}")
 
-        summary = live.run(config, on_frame=report)
+        summary = live.run(config, on_frame=report, log=typer.echo)
     if not quiet:
         typer.echo(f"source {config.source}, detector {config.detector}, model {config.model or 'shipped int8'}")
     _print_run_summary(summary)
@@ -428,6 +436,9 @@ def sweep(
     seed: int = typer.Option(0, help="Sampler seed."),
     out: Path = typer.Option(Path("runs/sweep/study"), help="Study folder (study.db, trials/, sweep.md, sweep.png)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the study in --out (its search space must match)."),
+    storage: Optional[str] = typer.Option(None, help="Study storage: sqlite:///FILE, journal:FILE (many processes, one file system) or an RDB URL such as postgresql://user@host:5432/db (many machines).", show_default="sqlite:///<out>/study.db"),
+    workers: int = typer.Option(1, min=1, max=64, help="Local worker processes sharing the study."),
+    heartbeat_seconds: int = typer.Option(60, min=1, help="RDB storages: a worker silent for twice this has its trial failed and retried."),
 ):
     """Hyper-parameter search over `edgefer train` with Optuna; --resume continues a stopped study."""
     needs_extra("sweep", TRAIN_PACKAGES + ("optuna",))
@@ -438,8 +449,9 @@ def sweep(
         dimensions = sweeping.parse_space(space, space_file)
         total = trials or (sweeping.grid_size(dimensions, grid_points) if sampler == "grid" else 20)
         base = config_from_recipe(recipe, model=model, data=data, epochs=epochs, limit=limit, seed=seed)
-        report = sweeping.run_sweep(sweeping.SweepConfig(base, dimensions, sampler, total, str(out), prune,
-                                                         grid_points, seed, resume), log=typer.echo)
+        report = sweeping.run_sweep(sweeping.SweepConfig(
+            base, dimensions, sampler, total, str(out), prune, grid_points, seed, resume, heartbeat_seconds,
+            storage, workers), log=typer.echo)
     typer.echo("\n" + (out / "sweep.md").read_text())
     if report["best"] is None:
         fail("no trial completed", code=1)

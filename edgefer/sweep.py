@@ -1,9 +1,13 @@
 """`edgefer sweep`: hyper-parameter search over `edgefer train` with Optuna.
 
-Each trial is a real training run in its own run directory (<out>/trials/trial<N>). The study lives in
-SQLite (<out>/study.db), so a sweep that is stopped resumes where it was (run the same command again) and
-several processes can work on one study at the same time. Poor trials are pruned per epoch on validation
-accuracy (median rule). Samplers: grid, random, tpe.
+Each trial is a real training run in its own run directory (<out>/trials/trial<N>). The study lives in a
+storage: SQLite in <out>/study.db by default, a journal file (`--storage journal:PATH`, many processes on one
+machine or a shared file system) or a database server (`--storage postgresql://...`, many machines).
+`--workers N` runs N local worker processes on the study; `--resume` continues a stopped study (its search
+space must match). Workers on an RDB storage send heartbeats, so a trial whose worker was killed is failed
+and retried instead of staying RUNNING; local workers that die are noticed by the parent, which fails their
+trials and reruns their share. Poor trials are pruned per epoch on validation accuracy (median rule).
+Samplers: grid, random, tpe.
 
 Search space, on the command line (repeat --space) or in a YAML file with the same keys:
     lr=log:1e-4:1e-2          a float on a log scale          (YAML: lr: {log: [1e-4, 1e-2]})
@@ -18,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,7 +128,9 @@ class SweepConfig:
     grid_points: int = 3
     seed: int = 0
     resume: bool = False           # continue the study in `out` (its search space must be this one)
-    heartbeat_seconds: int = 60    # a worker that stops beating for 2x this has its trial failed and retried
+    heartbeat_seconds: int = 60    # RDB storages: a worker silent for 2x this has its trial failed and retried
+    storage: str | None = None     # None: sqlite:///<out>/study.db; journal:PATH; postgresql://...
+    workers: int = 1               # local worker processes sharing the study
 
 
 def _stale_callback_name() -> str:
@@ -155,30 +162,75 @@ def trial_config(base, params: dict, out: Path, number: int):
     return with_overrides(base, **params, project=str(out / "trials"), name=f"trial{number}")
 
 
-def run_sweep(config: SweepConfig, log=print) -> dict:
+def open_storage(config: SweepConfig):
+    """The study's storage: SQLite in --out (default; one machine), `journal:PATH` (a journal file with a
+    lock: many processes on one machine or a shared file system), or any RDB URL such as
+    `postgresql://user@host/db` (many machines; needs a driver such as psycopg). RDB storages send worker
+    heartbeats: a trial whose worker stops beating is failed and retried once."""
     import optuna
 
-    from edgefer.train import train
+    url = config.storage or f"sqlite:///{Path(config.out) / 'study.db'}"
+    if url.startswith("journal:"):
+        path = url[len("journal:"):]
+        if not path:
+            raise SweepError("--storage journal:PATH: expected a file path after 'journal:'")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-    sampler = _sampler(config)   # a bad sampler fails before any folder is made
-    out = Path(config.out)
-    database = out / "study.db"
-    if database.exists() and not config.resume:
-        raise SweepError(f"--out {out}: holds a study already; pass --resume to continue it, "
-                         "or choose a new --out folder")
-    if config.resume and not database.exists():
-        raise SweepError(f"--resume: {database} not found; expected the --out folder of an earlier sweep")
-    out.mkdir(parents=True, exist_ok=True)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(
-        f"sqlite:///{database}", heartbeat_interval=config.heartbeat_seconds,
-        grace_period=2 * config.heartbeat_seconds,
-        **{_stale_callback_name(): optuna.storages.RetryFailedTrialCallback(max_retry=1)})
-    study = optuna.create_study(
-        study_name=out.name, storage=storage, load_if_exists=True, direction="maximize",
-        sampler=sampler,
+        return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+    if "://" not in url:
+        raise SweepError(f"--storage {url!r}: expected sqlite:///FILE, journal:FILE or an RDB URL such as "
+                         "postgresql://user@host:5432/db")
+    try:
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=config.heartbeat_seconds, grace_period=2 * config.heartbeat_seconds,
+            **{_stale_callback_name(): optuna.storages.RetryFailedTrialCallback(max_retry=1)})
+    except ImportError as error:
+        raise SweepError(f"--storage {url.split('://')[0]}://...: its database driver is not installed "
+                         f"({error}); e.g. pip install 'psycopg[binary]' for PostgreSQL") from None
+    except Exception as error:  # noqa: BLE001 - SQLAlchemy's connection errors are many classes
+        first = " ".join(str(error).split("\n")[0].split())
+        raise SweepError(f"--storage {url.split('@')[-1]}: cannot open the database ({first[:200]})") from None
+
+
+def _study(config: SweepConfig, storage, sampler=None):
+    import optuna
+
+    return optuna.load_study(
+        study_name=Path(config.out).name, storage=storage, sampler=sampler or _sampler(config),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1) if config.prune
         else optuna.pruners.NopPruner())
+
+
+FINISHED = ("COMPLETE", "PRUNED")
+
+
+def _finished(study) -> int:
+    return sum(t.state.name in FINISHED for t in study.get_trials(deepcopy=False))
+
+
+def run_sweep(config: SweepConfig, log=print) -> dict:
+    """Run the study to `config.trials` finished trials, in this process or in `config.workers` local worker
+    processes that share its storage; a worker that dies has its running trial failed and its share rerun."""
+    import optuna
+
+    sampler = _sampler(config)   # a bad sampler or storage fails before any folder is made
+    if config.workers < 1:
+        raise SweepError(f"--workers {config.workers}: expected at least 1 worker process")
+    out = Path(config.out)
+    storage = open_storage(config)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    name = out.name
+    exists = name in optuna.study.get_all_study_names(storage)
+    if exists and not config.resume:
+        raise SweepError(f"--out {out}: its study {name!r} exists already (in {_where(config)}); pass --resume "
+                         "to continue it, or choose a new --out folder")
+    if config.resume and not exists:
+        raise SweepError(f"--resume: no study {name!r} in {_where(config)}; expected the --out of an earlier sweep")
+    out.mkdir(parents=True, exist_ok=True)
+    if not exists:
+        optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    study = _study(config, storage, sampler)
     space = [dataclasses.asdict(d) for d in config.space]
     stored = study.user_attrs.get("space")
     if stored is None:
@@ -186,13 +238,74 @@ def run_sweep(config: SweepConfig, log=print) -> dict:
     elif stored != json.loads(json.dumps(space)):
         raise SweepError(f"--resume: the study in {out} searched {_describe(stored)}, not {_describe(space)}; "
                          "expected the same --space (or choose a new --out)")
-    optuna.storages.fail_stale_trials(study)   # a killed worker's trial is failed (and retried), not RUNNING
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    done = sum(t.state in finished for t in study.trials)
+    if isinstance(storage, optuna.storages.RDBStorage):
+        optuna.storages.fail_stale_trials(study)   # a killed worker's trial is failed (and retried), not RUNNING
+    done = _finished(study)
     remaining = max(0, config.trials - done)
-    log(f"study {out.name}: {done} finished trial(s) in {out / 'study.db'}, running {remaining} more")
+    log(f"study {name}: {done} finished trial(s) in {_where(config)}, running {remaining} more"
+        + (f" on {config.workers} workers" if config.workers > 1 and remaining else ""))
+    if remaining and config.workers == 1:
+        _work(config, remaining, log)
+    elif remaining:
+        _run_workers(config, storage, log)
+    return write_sweep_report(_study(config, storage), out, config)
+
+
+def _where(config: SweepConfig) -> str:
+    url = config.storage or str(Path(config.out) / "study.db")
+    return url.split("@")[-1]   # never print a password
+
+
+def _run_workers(config: SweepConfig, storage, log, rounds: int = 3) -> None:
+    """Local worker processes on one study; the remaining trials are split between them, and whatever a
+    dead worker left undone is split again (at most `rounds` times)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")   # fresh interpreters: no TensorFlow state is forked
+    for _ in range(rounds):
+        remaining = config.trials - _finished(_study(config, storage))
+        if remaining <= 0:
+            return
+        count = min(config.workers, remaining)
+        shares = [remaining // count + (k < remaining % count) for k in range(count)]
+        workers = [context.Process(target=_work, args=(config, share, None), name=f"edgefer-sweep-{k}")
+                   for k, share in enumerate(shares)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        for worker in workers:
+            if worker.exitcode != 0:
+                failed = _fail_trials_of(config, storage, worker.pid)
+                log(f"worker {worker.pid} died (exit {worker.exitcode}); its running trial(s) {failed} failed, "
+                    "their share is run again")
+
+
+def _fail_trials_of(config: SweepConfig, storage, pid: int) -> list[int]:
+    """Mark the RUNNING trials that worker `pid` started as FAIL (any storage, heartbeat or not)."""
+    import optuna
+
+    study, failed = _study(config, storage), []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if trial.user_attrs.get("worker_pid") == pid:
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            failed.append(trial.number)
+    return failed
+
+
+def _work(config: SweepConfig, n_trials: int, log=None) -> None:
+    """One worker: `n_trials` trials of the shared study (also the in-process path)."""
+    import optuna
+
+    from edgefer.train import train
+
+    log = log or (lambda line: print(line, flush=True))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    out = Path(config.out)
+    study = _study(config, open_storage(config))
 
     def objective(trial):
+        trial.set_user_attr("worker_pid", os.getpid())
         params = {d.name: d.suggest(trial) for d in config.space}
         run_config = trial_config(config.base, params, out, trial.number)
         trial.set_user_attr("run_dir", str(Path(run_config.project) / run_config.name))
@@ -204,12 +317,14 @@ def run_sweep(config: SweepConfig, log=print) -> dict:
 
         result = train(run_config, log=lambda *_: None, on_epoch=report, verbose=0)
         accuracy = result.metrics[run_config.val_split]["accuracy"]
-        log(f"trial {trial.number}: {params} -> val_accuracy {accuracy:.4f}")
+        log(f"trial {trial.number}: {_params_text(params)} -> val_accuracy {accuracy:.4f}")
         return accuracy
 
-    if remaining:
-        study.optimize(objective, n_trials=remaining, catch=())
-    return write_sweep_report(study, out, config)
+    study.optimize(objective, n_trials=n_trials, catch=())
+
+
+def _params_text(params: dict) -> str:
+    return ", ".join(f"{k}={_short(v)}" for k, v in params.items())
 
 
 def _describe(space: list[dict]) -> str:

@@ -85,3 +85,41 @@ def exported(trained_model, fer_csv, tmp_path_factory):
 @pytest.fixture(scope="session")
 def int8_model(exported) -> str:
     return exported[0]["int8"].file
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A real PostgreSQL server from Debian's package: initdb in a temp dir, started on a free local port,
+    stopped at the end. .ci/run installs the package; elsewhere the test is skipped when it is missing."""
+    import glob
+    import shutil
+    import socket
+    import subprocess
+
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not binaries:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's postgresql (see .ci/run)")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    pytest.importorskip("psycopg")
+    bin_dir = Path(binaries[-1]).parent
+    folder = Path(tempfile.mkdtemp(prefix="edgefer-pg-"))   # in /tmp itself: the postgres user must reach it
+    data = folder / "data"
+    as_user = []
+    if os.geteuid() == 0:   # initdb refuses root: run the server as Debian's postgres user
+        shutil.chown(folder, "postgres", "postgres")
+        folder.chmod(0o700)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = lambda *args: subprocess.run([*as_user, *map(str, args)], check=True, capture_output=True, timeout=120)
+    run(bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    run(bin_dir / "pg_ctl", "-D", data, "-l", folder / "server.log", "-w", "-o",
+        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=50", "start")
+    try:
+        run(bin_dir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "edgefer")
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/edgefer"
+    finally:
+        run(bin_dir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop")
+        shutil.rmtree(folder, ignore_errors=True)

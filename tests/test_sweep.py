@@ -108,3 +108,42 @@ def test_a_killed_workers_trial_is_failed_and_retried(fer_csv, tmp_path):
     states = [t["state"] for t in report["trials"]]
     assert states[0] == "FAIL" and "RUNNING" not in states
     assert states.count("COMPLETE") == 2
+
+
+def test_two_workers_share_a_postgres_study_and_survive_a_killed_worker(fer_csv, postgres_url, tmp_path):
+    """`edgefer sweep --workers 2 --storage postgresql://...`: one worker is killed mid-trial; its trial ends
+    FAIL (not RUNNING), the sweep still finishes every trial, and no trial is lost or run twice."""
+    import optuna
+    import psutil
+
+    out = tmp_path / "pgstudy"
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "edgefer", "sweep", "--data", str(fer_csv), "--space", "lr=log:1e-3:1e-2",
+         "--sampler", "random", "--trials", "4", "--workers", "2", "--storage", postgres_url, "--out", str(out),
+         "--recipe", "quick", "--model", "cnn", "--limit", "256", "--epochs", "3", "--no-prune",
+         "--heartbeat-seconds", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    storage = optuna.storages.RDBStorage(postgres_url)
+    deadline, victim = time.time() + 300, None
+    while time.time() < deadline and victim is None:
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name="pgstudy", storage=storage)
+        except KeyError:
+            continue
+        running = [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"
+                   and t.user_attrs.get("worker_pid") and (out / "trials" / f"trial{t.number}" / "history.csv").exists()]
+        if running:
+            victim = running[0].user_attrs["worker_pid"]
+    assert victim is not None, sweep.communicate(timeout=60)
+    assert victim in [p.pid for p in psutil.Process(sweep.pid).children()]
+    os.kill(victim, signal.SIGKILL)
+    stdout, stderr = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, stderr[-3000:]
+    assert f"worker {victim} died" in stdout
+    trials = optuna.load_study(study_name="pgstudy", storage=storage).get_trials(deepcopy=False)
+    states = [t.state.name for t in trials]
+    assert states.count("COMPLETE") == 4 and states.count("FAIL") == 1 and "RUNNING" not in states
+    run_dirs = [t.user_attrs["run_dir"] for t in trials]
+    assert len(set(run_dirs)) == len(run_dirs) == len({t.number for t in trials})   # none run twice
+    report = json.loads((out / "sweep.json").read_text())
+    assert [t["state"] for t in report["trials"]] == states and report["best"]["value"] > 0

@@ -37,6 +37,10 @@ class RunConfig:
     show: bool = True
     resolution: tuple[int, int] | None = None  # camera capture size request
     providers: list[str] | None = None          # ONNX Runtime execution providers, in order of preference
+    serve: str | None = None       # [HOST:]PORT of the browser view (a bare port binds 127.0.0.1)
+    serve_token: str | None = None  # required on every request when set (or EDGEFER_SERVE_TOKEN)
+    serve_max_viewers: int = 4
+    serve_stall_seconds: float = 5.0  # /healthz turns 503 this long after the last frame
 
     def validate(self) -> None:
         """One-line errors naming the option, before any model is loaded or file opened."""
@@ -52,6 +56,8 @@ class RunConfig:
             (self.rotate_mb >= 0, "--rotate-mb", self.rotate_mb, "megabytes >= 0 (0: never)"),
             (self.retry_seconds >= 0, "--retry-seconds", self.retry_seconds, "seconds >= 0"),
             (self.resolution is None or min(self.resolution) >= 1, "--resolution", self.resolution, "WIDTHxHEIGHT"),
+            (self.serve_max_viewers >= 1, "--serve-max-viewers", self.serve_max_viewers, "an integer >= 1"),
+            (self.serve_stall_seconds > 0, "--serve-stall-seconds", self.serve_stall_seconds, "seconds > 0"),
         ]
         for ok, option, value, expected in checks:
             if not ok:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+from pathlib import Path
 import threading
 import time
 
@@ -49,12 +50,33 @@ def stop_signals():
             signal.signal(number, old)
 
 
-def run(config: RunConfig, on_frame=None) -> RunSummary:
+def run(config: RunConfig, on_frame=None, log=None) -> RunSummary:
     """Run the loop until the source ends, --max-frames, a stop signal or a source failure.
 
-    `on_frame(record)` receives each frame's record (the JSON Lines schema: frame, timestamp, file, faces).
+    `on_frame(record)` receives each frame's record (the JSON Lines schema: frame, timestamp, file, faces);
+    `log(line)` hears what the loop starts (the browser view's address).
     """
     config.validate()
+    with _browser_view(config, log) as view:
+        return _loop(config, on_frame, view)
+
+
+@contextlib.contextmanager
+def _browser_view(config: RunConfig, log):
+    """The --serve server around the loop, or nothing."""
+    if not config.serve:
+        yield None
+        return
+    from edgefer.live.serve import LiveServer, LiveState
+
+    state = LiveState(Path(config.model or DEFAULT_MODEL).name, config.detector, config.serve_stall_seconds)
+    with LiveServer(config.serve, state, config.serve_token, config.serve_max_viewers) as server:
+        if log:
+            log(f"serving {server.url}" + (" (token required)" if server.token else ""))
+        yield state
+
+
+def _loop(config: RunConfig, on_frame, view) -> RunSummary:
     source = FrameSource(config.source, config.resolution, config.retry_seconds)
     classifier = load_classifier(config.model or DEFAULT_MODEL, threads=config.threads, providers=config.providers)
     detector = make_detector(config.detector, min_face_size=config.min_face_size, threads=config.threads)
@@ -83,11 +105,15 @@ def run(config: RunConfig, on_frame=None) -> RunSummary:
                 t3 = clock()
                 record = {"frame": frame.index, "timestamp": None if frame.timestamp is None else round(frame.timestamp, 4),
                           **({"file": frame.file} if frame.file else {}), "faces": faces}
-                annotated = draw_faces(frame.image, faces) if outputs.needs_drawing else None
+                drawing = outputs.needs_drawing or (view is not None and view.wants_frames())
+                annotated = draw_faces(frame.image, faces) if drawing else None
                 outputs.write(frame, record, annotated)
                 t4 = clock()
-                for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                stages = dict(zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)))
+                for stage, seconds in stages.items():
                     summary.stage_ms[stage] += seconds * 1000
+                if view is not None:
+                    view.publish(record, annotated, stages)
                 summary.frames += 1
                 summary.faces += len(faces)
                 if on_frame:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from edgefer.extras import require
 from edgefer.runtime.base import Classifier
 
 
@@ -12,7 +15,7 @@ class ONNXClassifier(Classifier):
 
     def __init__(self, path, info, threads=None, providers=None):
         super().__init__(path, info)
-        import onnxruntime as ort
+        ort = require("onnxruntime", "onnx", f"{Path(path).name}: an .onnx model (or use the .tflite export)")
 
         options = ort.SessionOptions()
         if threads:

@@ -57,6 +57,10 @@ class TrainConfig:
     skip_bad: bool = False
     name: str = ""
     project: str = "runs/train"
+    devices: str = "1"                 # data parallel over N devices, or "all" (JAX backend)
+    coordinator: str | None = None     # multi-host: the coordinator's HOST:PORT (keras.distribution.initialize)
+    num_processes: int | None = None
+    process_id: int | None = None
 
     def data_spec(self) -> DataSpec:
         return DataSpec(self.data, self.train_split, self.val_split, self.test_split, self.val_fraction,
@@ -174,6 +178,9 @@ def check_config(config: TrainConfig) -> None:
             raise ValueError(f"{option} {value}: expected a fraction in [0, 1)")
     if config.augment.mixup_alpha < 0:
         raise ValueError(f"--mixup {config.augment.mixup_alpha}: expected alpha >= 0 (0: off)")
+    from edgefer.train.distribute import requested_devices
+
+    requested_devices(config.devices)
     check_schedule(config)
     check_branches(config)
 

@@ -31,6 +31,7 @@ from edgefer.metrics import compute_metrics
 from edgefer.plots import plot_confusion, plot_history
 from edgefer.runtime.keras import predict_probabilities
 from edgefer.tfenv import configure_tensorflow
+from edgefer.train import distribute
 from edgefer.train.averaging import WeightAverage
 from edgefer.train.config import TrainConfig, check_config, check_schedule
 from edgefer.train.history import read_history
@@ -63,6 +64,7 @@ def train(config: TrainConfig, log=print, on_epoch=None, verbose: int = 1) -> Tr
     from edgefer.train.sharpness import check_rho
 
     check_config(config)
+    distribute.check_backend(config)
     check_rho(config.sam_rho)
     check_run_name(config.name or config.model)
     check_writable_folder(config.project)
@@ -124,13 +126,21 @@ def _load_splits(config: TrainConfig, log) -> tuple[FaceSet, FaceSet, FaceSet | 
 
 def _fit(config: TrainConfig, run_dir: Path, state: LoopState, splits, log, on_epoch, verbose) -> TrainResult:
     configure_tensorflow()
+    steps = steps_per_epoch(len(splits[0]), config.batch_size)
+    parallel = distribute.setup(config, log)
+    try:
+        return _fit_on_devices(config, run_dir, state, splits, steps, parallel, log, on_epoch, verbose)
+    finally:
+        distribute.teardown()
+
+
+def _fit_on_devices(config, run_dir, state, splits, steps, parallel, log, on_epoch, verbose) -> TrainResult:
     import keras
 
     from edgefer.train.callbacks import EpochEnd, RunProgress
     from edgefer.train.sharpness import enable_sharpness_aware
 
     train_set, val_set, test_set = splits
-    steps = steps_per_epoch(len(train_set), config.batch_size)
     keras.utils.set_random_seed(config.seed + state.epoch)
     last = run_dir / "weights" / "last.keras"
     if state.epoch > 0 and last.exists():
@@ -169,7 +179,7 @@ def _fit(config: TrainConfig, run_dir: Path, state: LoopState, splits, log, on_e
         if (run_dir / "weights" / "best.keras").is_file():
             _write_deployable(config, run_dir, log)   # the best epoch so far is usable at once
         raise
-    return _finish(config, run_dir, state, val_set, test_set, log)
+    return _finish(config, run_dir, state, val_set, test_set, log, parallel)
 
 
 def _build_training_model(config: TrainConfig, log):
@@ -237,7 +247,7 @@ def _write_deployable(config: TrainConfig, run_dir: Path, log):
     return model, trained_parameters
 
 
-def _finish(config, run_dir, state, val_set, test_set, log) -> TrainResult:
+def _finish(config, run_dir, state, val_set, test_set, log, parallel: dict) -> TrainResult:
     import keras
 
     best_path = run_dir / "weights" / "best.keras"
@@ -260,7 +270,8 @@ def _finish(config, run_dir, state, val_set, test_set, log) -> TrainResult:
         "teacher": config.teacher, "init_weights": config.init_weights,
         "epochs_run": state.epoch, "best_epoch": state.best_epoch, "best_is_average": state.best_is_average,
         "train_seconds": round(state.train_seconds, 1), "train_images_per_second": round(speed, 1),
-        "keras_backend": keras.backend.backend(), "machine": training_machine(), "splits": metrics,
+        "keras_backend": keras.backend.backend(), "machine": training_machine(), "distribution": parallel,
+        "splits": metrics,
     }
     write_json(run_dir / "metrics.json", summary)
     return TrainResult(run_dir, best_path, metrics, state.epoch, state.train_seconds, speed,

@@ -1,0 +1,282 @@
+"""`edgefer run --serve [HOST:]PORT`: a browser view of a headless device, from the standard library.
+
+Endpoints: `/` (the page: live stream, faces of the latest frame, expression shares over the last minute),
+`/stream.mjpg` (multipart JPEG), `/events` (Server-Sent Events, one `--json` record per frame),
+`/metrics` (Prometheus text), `/healthz` (200 while frames arrive, 503 once the source stalls).
+
+Why `http.server.ThreadingHTTPServer`: it ships with Python (nothing to install on a Pi, no CDN, works
+offline), one thread per viewer suits a handful of viewers, and every endpoint here is a few lines.
+
+Cost to the loop: it hands over a reference to each frame and record under a lock; JPEG encoding happens in
+the viewers' threads, only while a viewer is connected, and a slow viewer simply skips frames.
+"""
+
+from __future__ import annotations
+
+import collections
+import hmac
+import json
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import cv2
+import numpy as np
+
+from edgefer.live.config import STAGES
+
+PAGE = Path(__file__).resolve().parent / "web" / "index.html"
+TOKEN_ENV = "EDGEFER_SERVE_TOKEN"
+LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)   # seconds
+WINDOW_SECONDS = 60.0
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """'8080' -> ('127.0.0.1', 8080): a LAN address must be given explicitly, e.g. '0.0.0.0:8080'."""
+    host, _, port = str(text).rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"--serve {text!r}: expected [HOST:]PORT, e.g. 8080 or 0.0.0.0:8080") from None
+    if not 0 <= number <= 65535:
+        raise ValueError(f"--serve {text!r}: expected a port 0-65535")
+    return (host.strip("[]") or "127.0.0.1"), number
+
+
+class LiveState:
+    """What the loop publishes and the viewers read: the latest frame and record, counters, histograms."""
+
+    def __init__(self, model: str, detector: str, stall_seconds: float = 5.0):
+        self.model, self.detector, self.stall_seconds = model, detector, stall_seconds
+        self.changed = threading.Condition()
+        self.sequence = 0
+        self.frame: np.ndarray | None = None
+        self.record: dict | None = None
+        self.started = time.time()
+        self.last_frame_at: float | None = None
+        self.frames = 0
+        self.faces = 0
+        self.expressions: collections.Counter = collections.Counter()
+        self.recent: collections.deque = collections.deque()        # (time, [emotions]) of the last minute
+        self.frame_times: collections.deque = collections.deque(maxlen=120)
+        self.latency = {stage: [0] * (len(LATENCY_BUCKETS) + 1) for stage in STAGES}
+        self.latency_sum = {stage: 0.0 for stage in STAGES}
+        self.viewers = 0
+
+    def wants_frames(self) -> bool:
+        return self.viewers > 0
+
+    def publish(self, record: dict, annotated: np.ndarray | None, stage_seconds: dict[str, float]) -> None:
+        now = time.time()
+        emotions = [face["emotion"] for face in record["faces"]]
+        with self.changed:
+            self.sequence += 1
+            self.record, self.frame = record, annotated
+            self.last_frame_at = now
+            self.frames += 1
+            self.faces += len(emotions)
+            self.expressions.update(emotions)
+            self.recent.append((now, emotions))
+            while self.recent and self.recent[0][0] < now - WINDOW_SECONDS:
+                self.recent.popleft()
+            self.frame_times.append(now)
+            for stage, seconds in stage_seconds.items():
+                bucket = next((k for k, edge in enumerate(LATENCY_BUCKETS) if seconds <= edge), len(LATENCY_BUCKETS))
+                self.latency[stage][bucket] += 1
+                self.latency_sum[stage] += seconds
+            self.changed.notify_all()
+
+    def healthy(self) -> bool:
+        return self.last_frame_at is not None and time.time() - self.last_frame_at <= self.stall_seconds
+
+    def fps(self) -> float:
+        times = list(self.frame_times)
+        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+
+    def wait(self, after: int, timeout: float = 1.0) -> int:
+        with self.changed:
+            self.changed.wait_for(lambda: self.sequence != after, timeout=timeout)
+            return self.sequence
+
+    def shares(self) -> dict:
+        """Share of each expression among the faces of the last minute."""
+        with self.changed:
+            counts = collections.Counter(e for _, emotions in self.recent for e in emotions)
+        total = sum(counts.values())
+        return {name: round(count / total, 4) for name, count in counts.items()} if total else {}
+
+    def metrics_text(self) -> str:
+        def label(value: str) -> str:
+            return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+        with self.changed:
+            lines = [
+                "# HELP edgefer_info The model and detector this loop runs.", "# TYPE edgefer_info gauge",
+                f'edgefer_info{{model="{label(self.model)}",detector="{label(self.detector)}"}} 1',
+                "# HELP edgefer_frames_total Frames processed.", "# TYPE edgefer_frames_total counter",
+                f"edgefer_frames_total {self.frames}",
+                "# HELP edgefer_faces_total Faces classified.", "# TYPE edgefer_faces_total counter",
+                f"edgefer_faces_total {self.faces}",
+                "# HELP edgefer_expressions_total Faces by expression.", "# TYPE edgefer_expressions_total counter",
+                *[f'edgefer_expressions_total{{emotion="{label(k)}"}} {v}' for k, v in sorted(self.expressions.items())],
+                "# HELP edgefer_fps Frames per second over the last 120 frames.", "# TYPE edgefer_fps gauge",
+                f"edgefer_fps {self.fps():.3f}",
+                "# HELP edgefer_uptime_seconds Seconds since the loop started.", "# TYPE edgefer_uptime_seconds gauge",
+                f"edgefer_uptime_seconds {time.time() - self.started:.3f}",
+                "# HELP edgefer_viewers Connected stream and event viewers.", "# TYPE edgefer_viewers gauge",
+                f"edgefer_viewers {self.viewers}",
+                "# HELP edgefer_stage_seconds Time per frame in each stage of the loop.",
+                "# TYPE edgefer_stage_seconds histogram",
+            ]
+            for stage in STAGES:
+                running = 0
+                for edge, count in zip((*LATENCY_BUCKETS, float("inf")), self.latency[stage]):
+                    running += count
+                    bound = "+Inf" if edge == float("inf") else repr(edge)
+                    lines.append(f'edgefer_stage_seconds_bucket{{stage="{stage}",le="{bound}"}} {running}')
+                lines.append(f'edgefer_stage_seconds_sum{{stage="{stage}"}} {self.latency_sum[stage]:.6f}')
+                lines.append(f'edgefer_stage_seconds_count{{stage="{stage}"}} {running}')
+        return "\n".join(lines) + "\n"
+
+
+class LiveServer:
+    """The HTTP server in a daemon thread; `state` is what the loop publishes into."""
+
+    def __init__(self, address: str, state: LiveState, token: str | None = None, max_viewers: int = 4):
+        self.host, self.port = parse_address(address)
+        self.state, self.token, self.max_viewers = state, token or os.environ.get(TOKEN_ENV) or None, max_viewers
+        self.viewer_slots = threading.BoundedSemaphore(max_viewers)
+        handler = type("Handler", (_Handler,), {"server_state": self})
+        try:
+            self.httpd = ThreadingHTTPServer((self.host, self.port), handler)
+        except OSError as error:
+            raise OSError(error.errno, f"--serve {address}: cannot listen ({error.strerror})") from None
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="edgefer-serve", daemon=True)
+        self.stopping = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        with self.state.changed:
+            self.state.changed.notify_all()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        return False
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_state: LiveServer
+    protocol_version = "HTTP/1.1"
+    ROUTES = {"/": "page", "/stream.mjpg": "stream", "/events": "events", "/metrics": "metrics", "/healthz": "health"}
+
+    def log_message(self, *args):   # no access log in the terminal
+        pass
+
+    def do_GET(self):  # noqa: N802 - the standard library's name
+        url = urlsplit(self.path)
+        route = self.ROUTES.get(url.path)
+        if route is None:
+            return self._send(404, "text/plain", b"not found\n")
+        if not self._authorised(parse_qs(url.query).get("token", [None])[0]):
+            return self._send(401, "text/plain", b"unauthorised: send Authorization: Bearer TOKEN or ?token=TOKEN\n",
+                              {"WWW-Authenticate": 'Bearer realm="edgefer"'})
+        getattr(self, f"_{route}")()
+
+    def _authorised(self, query_token: str | None) -> bool:
+        expected = self.server_state.token
+        if not expected:
+            return True
+        header = self.headers.get("Authorization", "")
+        given = header[7:] if header.startswith("Bearer ") else query_token
+        return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+    def _send(self, code: int, kind: str, body: bytes, headers: dict | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _page(self):
+        self._send(200, "text/html; charset=utf-8", PAGE.read_bytes())
+
+    def _metrics(self):
+        self._send(200, "text/plain; version=0.0.4; charset=utf-8", self.server_state.state.metrics_text().encode())
+
+    def _health(self):
+        state = self.server_state.state
+        if state.healthy():
+            self._send(200, "application/json", json.dumps({"status": "ok", "frames": state.frames}).encode())
+        else:
+            age = None if state.last_frame_at is None else round(time.time() - state.last_frame_at, 1)
+            self._send(503, "application/json", json.dumps({"status": "stalled", "seconds_since_frame": age}).encode())
+
+    def _viewer(self, boundary_kind: str, body):
+        """Hold one of the viewer slots while streaming; 503 when all are taken."""
+        server = self.server_state
+        if not server.viewer_slots.acquire(blocking=False):
+            return self._send(503, "text/plain", f"at most {server.max_viewers} viewers\n".encode())
+        state = server.state
+        with state.changed:
+            state.viewers += 1
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", boundary_kind)
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            body(state, server.stopping)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass   # the viewer went away
+        finally:
+            with state.changed:
+                state.viewers -= 1
+            server.viewer_slots.release()
+            self.close_connection = True
+
+    def _stream(self):
+        def body(state: LiveState, stopping: threading.Event):
+            seen = -1
+            while not stopping.is_set():
+                seen = state.wait(seen)
+                frame = state.frame
+                if frame is None:
+                    continue
+                ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])
+                if not ok:
+                    continue
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                 + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg.tobytes() + b"\r\n")
+                self.wfile.flush()
+
+        self._viewer("multipart/x-mixed-replace; boundary=frame", body)
+
+    def _events(self):
+        def body(state: LiveState, stopping: threading.Event):
+            seen = -1
+            while not stopping.is_set():
+                now = state.wait(seen)
+                if now == seen:
+                    self.wfile.write(b": keep-alive\n\n")
+                else:   # the frame's record exactly as a --json line, then the minute's shares as their own event
+                    seen = now
+                    self.wfile.write(b"data: " + json.dumps(state.record).encode() + b"\n\n"
+                                     + b"event: shares\ndata: " + json.dumps(state.shares()).encode() + b"\n\n")
+                self.wfile.flush()
+
+        self._viewer("text/event-stream", body)

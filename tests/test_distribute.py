@@ -1,0 +1,54 @@
+"""Data-parallel training: two XLA host devices on the JAX backend give the one-device run's numbers; the
+TensorFlow backend refuses more than one device with one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from typer.testing import CliRunner
+
+from edgefer.cli import app
+
+
+def test_two_devices_match_one_device_with_the_same_global_batch(fer_csv, tmp_path):
+    pytest.importorskip("jax")
+    script = textwrap.dedent(f"""
+        import os, sys
+        sys.modules["tensorflow"] = None            # the GPU machine's setting: JAX, no TensorFlow
+        os.environ["KERAS_BACKEND"] = "jax"
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        from edgefer.train import config_from_recipe, train
+        for devices in ("2", "1"):
+            config = config_from_recipe("quick", model="cnn", width=0.25, data={str(fer_csv)!r}, limit=256,
+                                        epochs=2, batch_size=64, project={str(tmp_path)!r}, name="d" + devices,
+                                        devices=devices)
+            train(config, verbose=0, log=print)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "data parallel on 2 device(s) (cpu:0, cpu:1): global batch 64 (32 per device)" in done.stdout
+    two, one = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("d2", "d1"))
+    assert two["distribution"]["devices"] == 2 and two["distribution"]["global_batch_size"] == 64
+    assert one["distribution"]["devices"] == 1 and two["keras_backend"] == "jax"
+    histories = [(tmp_path / name / "history.csv").read_text().splitlines()[1:] for name in ("d2", "d1")]
+    for row_two, row_one in zip(*histories):   # the same steps on the same global batches
+        loss_two, loss_one = float(row_two.split(",")[2]), float(row_one.split(",")[2])
+        assert loss_two == pytest.approx(loss_one, rel=1e-3)
+    assert two["splits"]["PublicTest"]["loss"] == pytest.approx(one["splits"]["PublicTest"]["loss"], rel=1e-3)
+
+
+def test_tensorflow_refuses_more_than_one_device(fer_csv, tmp_path):
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        pytest.skip("this suite runs on the TensorFlow backend")
+    result = CliRunner().invoke(app, ["train", "--data", str(fer_csv), "--devices", "2", "--project", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("error: --devices 2: multi-device training needs the JAX backend")
+    assert "MirroredStrategy" in line and not any(tmp_path.iterdir())
+    bad = CliRunner().invoke(app, ["train", "--data", str(fer_csv), "--devices", "many"])
+    assert bad.exit_code == 2 and "--devices 'many': expected a number of devices >= 1, or 'all'" in bad.output

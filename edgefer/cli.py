@@ -297,7 +297,7 @@ def run(
     source: Optional[str] = typer.Option(None, help="Video file, image, folder of images or stream URL; 'demo' for the shipped photo.", show_default="camera 0"),
     model: Optional[str] = typer.Option(None, help="Classifier .tflite/.onnx/.keras.", show_default="the shipped int8 mini-Xception"),
     device: Optional[str] = typer.Option(None, help="Device profile (rpi4, rpi5, jetson) or a profile .json; explicit options win.", show_default=False),
-    detector: str = typer.Option("mtcnn", help="Face detector: mtcnn (LiteRT) or haar (OpenCV)."),
+    detector: str = typer.Option("mtcnn", help="Face detector: mtcnn (LiteRT, the paper's), blazeface (LiteRT, fast, faces near the camera), blazeface_full (farther faces) or haar (OpenCV)."),
     min_face_size: int = typer.Option(40, min=12, max=4096, help="Smallest face to detect, pixels."),
     detect_every: int = typer.Option(1, min=1, help="Detect every k frames, holding tracked boxes in between."),
     smoothing: float = typer.Option(0.0, min=0, max=0.99, help="EMA weight of the past for each tracked face's probabilities (0 = off)."),

@@ -23,6 +23,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -218,16 +219,23 @@ def run_sweep(config: SweepConfig, log=print) -> dict:
     if config.workers < 1:
         raise SweepError(f"--workers {config.workers}: expected at least 1 worker process")
     out = Path(config.out)
-    storage = open_storage(config)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    name = out.name
-    exists = name in optuna.study.get_all_study_names(storage)
-    if exists and not config.resume:
-        raise SweepError(f"--out {out}: its study {name!r} exists already (in {_where(config)}); pass --resume "
-                         "to continue it, or choose a new --out folder")
-    if config.resume and not exists:
-        raise SweepError(f"--resume: no study {name!r} in {_where(config)}; expected the --out of an earlier sweep")
-    out.mkdir(parents=True, exist_ok=True)
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)   # the default SQLite file lives there
+    try:
+        storage = open_storage(config)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        name = out.name
+        exists = name in optuna.study.get_all_study_names(storage)
+        if exists and not config.resume:
+            raise SweepError(f"--out {out}: its study {name!r} exists already (in {_where(config)}); pass "
+                             "--resume to continue it, or choose a new --out folder")
+        if config.resume and not exists:
+            raise SweepError(f"--resume: no study {name!r} in {_where(config)}; expected the --out of an "
+                             "earlier sweep")
+    except SweepError:
+        if made:   # a sweep that could not start leaves nothing behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     if not exists:
         optuna.create_study(study_name=name, storage=storage, direction="maximize")
     study = _study(config, storage, sampler)

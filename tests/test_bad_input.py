@@ -166,7 +166,7 @@ CASES = [
     ("sweep --data {csv} --trials 0", 2, "'--trials'"),
     ("sweep --data {csv} --space lr=bad --out {bad}/sweep", 2, "--space lr: unknown kind 'bad'"),
     ("sweep --data {csv} --space lr=log:1e-3:1e-2 --sampler foo --out {bad}/sweep", 2, "unknown sampler 'foo'"),
-    ("sweep --data {csv} --space lr=log:1e-3:1e-2 --resume --out {bad}/nosweep", 2, "study.db not found"),
+    ("sweep --data {csv} --space lr=log:1e-3:1e-2 --resume --out {bad}/nosweep", 2, "--resume: no study 'nosweep'"),
     ("prune {keras} --data {csv} --criterion foo --project {bad}/runs", 2, "--criterion: unknown foo"),
     ("prune {keras} --data {csv} --target-fraction 1.5", 2, "'--target-fraction'"),
     ("prune {keras} --data {csv} --step 0", 2, "'--step'"),

@@ -52,7 +52,7 @@ def test_interrupted_sweep_resumes(fer_csv, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         run_sweep(config, log=interrupt_second_trial)
-    with pytest.raises(SweepError, match="holds a study already; pass --resume"):
+    with pytest.raises(SweepError, match="exists already .*; pass --resume"):
         run_sweep(config, log=lambda *_: None)   # the same command again does not silently join the study
     other = dataclasses.replace(config, resume=True, space=parse_space(["label_smoothing=float:0:0.1"]))
     with pytest.raises(SweepError, match="searched lr=log, not label_smoothing=float"):

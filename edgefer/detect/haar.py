@@ -15,20 +15,21 @@ class HaarDetector:
 
     name = "haar"
 
-    def __init__(self, min_face_size: int = 30, scale_factor: float = 1.1, min_neighbors: int = 5, threads=None):
+    def __init__(self, min_face_size: int = 30, scale_factor: float = 1.1, min_neighbors: int = 5, threads=None,
+                 equalize: bool = True):
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
         self.cascade = cv2.CascadeClassifier(path)
         if self.cascade.empty():
             raise RuntimeError(f"OpenCV's Haar cascade is missing ({path}); install opencv-python-headless<5")
         self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_face_size
-        self.threads = threads
+        self.threads, self.equalize = threads, equalize
 
     def _detect_multi_scale(self, gray):
         return self.cascade.detectMultiScale3(gray, self.scale_factor, self.min_neighbors,
                                               minSize=(self.min_size, self.min_size), outputRejectLevels=True)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        gray = cv2.equalizeHist(to_gray(image))
+        gray = cv2.equalizeHist(to_gray(image)) if self.equalize else to_gray(image)
         if self.threads:   # OpenCV's thread pool is process-wide: honour --threads for this call only
             previous = cv2.getNumThreads()
             cv2.setNumThreads(int(self.threads))

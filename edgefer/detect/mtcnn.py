@@ -51,13 +51,23 @@ class _Net:
         interpreter.invoke()
         return {size: interpreter.get_tensor(index) for size, index in outputs.items()}
 
-    def batched(self, x: np.ndarray) -> dict[int, np.ndarray]:
-        """Run a batch padded to a multiple of 16, so a few interpreters serve every box count."""
+    def batched(self, x: np.ndarray, bucket_of=None) -> dict[int, np.ndarray]:
+        """Run a batch padded to a bucket size (default: the next power of two), so a few interpreters serve
+        every box count without running many empty patches (3 faces run 4 patches, not 16)."""
         count = len(x)
-        bucket = -(-count // 16) * 16
+        bucket = (bucket_of or next_power_of_two)(count)
         if bucket != count:
             x = np.concatenate([x, np.zeros((bucket - count, *x.shape[1:]), x.dtype)])
         return {size: out[:count] for size, out in self(x).items()}
+
+
+def next_power_of_two(count: int) -> int:
+    return 1 << max(0, int(count) - 1).bit_length()
+
+
+def multiple_of_16(count: int) -> int:
+    """The bucket before 2026-12-01 (kept for the benchmark of the change)."""
+    return -(-count // 16) * 16
 
 
 def scale_pyramid(width: int, height: int, min_face_size: int, scale_factor: float, min_size: int = 12):
@@ -110,7 +120,12 @@ def normalise(rgb_u8: np.ndarray) -> np.ndarray:
     return (rgb_u8.astype(np.float32) - 127.5) * (1 / 128.0)
 
 
-def crop_and_resize(rgb_u8: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+def normalise_bgr(bgr_u8: np.ndarray) -> np.ndarray:
+    """normalise() of the RGB image, from BGR: the channel swap rides on the float conversion (exact)."""
+    return normalise(bgr_u8[..., ::-1])
+
+
+def crop_and_resize(rgb_u8: np.ndarray, boxes: np.ndarray, size: int, bgr: bool = False) -> np.ndarray:
     """tf.image.crop_and_resize semantics on the normalised image: box corners map to pixel centres,
     bilinear, 0 (mid-grey) outside the image. One cv2.remap over all boxes stacked vertically."""
     height, width = rgb_u8.shape[:2]
@@ -127,7 +142,10 @@ def crop_and_resize(rgb_u8: np.ndarray, boxes: np.ndarray, size: int) -> np.ndar
         patches[start:start + rows] = cv2.remap(
             rgb_u8, map_x[start:start + rows], map_y[start:start + rows], cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
-    return normalise(patches).reshape(len(boxes), size, size, 3)
+    return (normalise_bgr(patches) if bgr else normalise(patches)).reshape(len(boxes), size, size, 3)
+
+
+PYRAMIDS = ("area", "halved", "linear")
 
 
 class MTCNNDetector:
@@ -137,8 +155,15 @@ class MTCNNDetector:
 
     def __init__(self, min_face_size: int = 20, scale_factor: float = 0.709,
                  thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8), threads: int | None = 1,
-                 weights: Path = WEIGHTS):
+                 weights: Path = WEIGHTS, bucket_of=next_power_of_two, pyramid: str = "area"):
+        """`bucket_of` and `pyramid` exist for profiles/benchmarks/detect_levers.py: R/O-Net batch padding
+        (next power of two; multiple_of_16 was the old rule) and the pyramid's resize (`area`, as the `mtcnn`
+        package does, or `linear`)."""
         self.min_face_size, self.scale_factor, self.thresholds = min_face_size, scale_factor, thresholds
+        if pyramid not in PYRAMIDS:
+            raise ValueError(f"unknown pyramid {pyramid!r}; expected one of {', '.join(PYRAMIDS)}")
+        self.bucket_of, self.pyramid = bucket_of, pyramid
+        self.interpolation = cv2.INTER_LINEAR if pyramid == "linear" else cv2.INTER_AREA
         self.pnet, self.rnet, self.onet = (_Net(Path(weights) / f"mtcnn_{n}.tflite", threads)
                                            for n in ("pnet", "rnet", "onet"))
 
@@ -149,13 +174,13 @@ class MTCNNDetector:
 
     def detect_boxes(self, image: np.ndarray) -> np.ndarray:
         """Rows of x1, y1, x2, y2, score in image pixels, clipped to the image."""
-        rgb = self._rgb(image)
-        height, width = rgb.shape[:2]
-        boxes = self._propose(rgb)
+        bgr = self._bgr(image)   # no full-frame colour conversion: small arrays swap channels when normalised
+        height, width = bgr.shape[:2]
+        boxes = self._propose(bgr)
         if len(boxes):
-            boxes = self._stage(rgb, boxes, self.rnet, 24, self.thresholds[1], "union")
+            boxes = self._stage(bgr, boxes, self.rnet, 24, self.thresholds[1], "union")
         if len(boxes):
-            boxes = self._stage(rgb, boxes, self.onet, 48, self.thresholds[2], "min", final=True)
+            boxes = self._stage(bgr, boxes, self.onet, 48, self.thresholds[2], "min", final=True)
         if len(boxes) == 0:
             return np.empty((0, 5), np.float32)
         boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width - 1)
@@ -163,23 +188,35 @@ class MTCNNDetector:
         return boxes[:, :5]
 
     @staticmethod
-    def _rgb(image: np.ndarray) -> np.ndarray:
+    def _bgr(image: np.ndarray) -> np.ndarray:
         if image.ndim == 2:
-            return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+            return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         if image.shape[2] == 4:
-            return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+            return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        return image
 
-    def _propose(self, rgb: np.ndarray) -> np.ndarray:
-        height, width = rgb.shape[:2]
-        found = []
+    def levels(self, bgr: np.ndarray):
+        """(scale, resized frame) per pyramid level. `area`: every level by area resize from the full frame,
+        as the `mtcnn` package does; `halved`: from the frame first halved (or quartered ...) by OpenCV's fast
+        integer area path, then area-resized to the level; `linear`: bilinear from the full frame."""
+        height, width = bgr.shape[:2]
+        shrunk = {1: bgr}
         for scale in scale_pyramid(width, height, self.min_face_size, self.scale_factor):
             size = (int(width * scale), int(height * scale))
             if min(size) < 12:
                 continue
-            # every level from the full frame, as the package does (chaining levels moved boxes)
-            level = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-            out = self.pnet(normalise(level)[None])
+            factor = 1
+            if self.pyramid == "halved":
+                while scale * factor * 2 <= 1.0 and factor < 16:
+                    factor *= 2
+                if factor not in shrunk:
+                    shrunk[factor] = cv2.resize(bgr, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
+            yield scale, cv2.resize(shrunk[factor], size, interpolation=self.interpolation)
+
+    def _propose(self, bgr: np.ndarray) -> np.ndarray:
+        found = []
+        for scale, level in self.levels(bgr):
+            out = self.pnet(normalise_bgr(level)[None])
             boxes = self._pnet_boxes(out[4][0], out[2][0, :, :, 1], scale)
             found.append(nms(boxes, 0.5, "union", sort=False))
         boxes = np.concatenate(found) if found else np.empty((0, 5), np.float32)
@@ -198,9 +235,8 @@ class MTCNNDetector:
         boxes[:, :4] /= scale
         return boxes[np.argsort(boxes[:, 4], kind="stable")[::-1]]
 
-    @staticmethod
-    def _stage(rgb, boxes, net, size, threshold, method, final=False):
-        out = net.batched(crop_and_resize(rgb, boxes, size))
+    def _stage(self, bgr, boxes, net, size, threshold, method, final=False):
+        out = net.batched(crop_and_resize(bgr, boxes, size, bgr=True), self.bucket_of)
         boxes = refine(boxes, out[4])
         boxes[:, 4] = out[2][:, 1]
         boxes = boxes[boxes[:, 4] > threshold]

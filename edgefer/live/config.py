@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 STAGES = ("capture", "detect", "classify", "draw")
-DETECTOR_NAMES = ("mtcnn", "haar")
+DETECTOR_NAMES = ("mtcnn", "blazeface", "blazeface_full", "haar")
 
 # Exit codes of `edgefer run` (besides 2: bad input)
 EXIT_OK = 0                # the source ended, or --max-frames was reached

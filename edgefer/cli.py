@@ -381,6 +381,73 @@ def _print_run_summary(summary) -> None:
     typer.echo(f"stopped: {summary.stopped}")
 
 
+# --------------------------------------------------------------------------- bulk
+
+
+@app.command()
+def bulk(
+    sources: List[str] = typer.Argument(..., help="Images, videos, folders (recursive), globs, or text files listing paths or URIs."),
+    out: Path = typer.Option(..., help="Results folder: faces/ (Parquet dataset), files.parquet, summary.csv; rerun to resume.", show_default=False),
+    stride: int = typer.Option(1, min=1, help="Every Nth frame of a video."),
+    max_fps: Optional[float] = typer.Option(None, min=0.01, help="Sample videos at most this many frames per second.", show_default="every frame"),
+    model: Optional[str] = typer.Option(None, help="Classifier .tflite/.onnx/.keras.", show_default="the shipped int8 mini-Xception"),
+    detector: str = typer.Option("mtcnn", help="mtcnn, blazeface, blazeface_full or haar."),
+    min_face_size: int = typer.Option(40, min=12, help="Smallest face to detect, pixels."),
+    tta: bool = typer.Option(False, help="Average each face with its mirror image."),
+    workers: Optional[int] = typer.Option(None, min=1, help="Worker actors.", show_default="the cluster's CPUs"),
+    address: Optional[str] = typer.Option(None, help="An existing Ray cluster: auto, or ray://HOST:10001 (or RAY_ADDRESS).", show_default="a local Ray instance"),
+    chunk_frames: int = typer.Option(300, min=1, help="Split videos into ranges of this many frames (one task each)."),
+):
+    """Expressions for whole archives of images and videos on Ray Data: one Parquet row per face."""
+    needs_extra("bulk", ("ray", "pyarrow"), "bulk")
+    from edgefer.bulk import BulkConfig
+
+    with one_line_errors():
+        config = BulkConfig(sources=list(sources), out=str(out), stride=stride, max_fps=max_fps, model=model or "",
+                            detector=detector, min_face_size=min_face_size, tta=tta, workers=workers,
+                            address=address, chunk_frames=chunk_frames)
+        report = _bulk_with_progress(config)
+    totals = report["totals"]
+    typer.echo(f"{'file':<48}{'frames':>8}{'faces':>8}{'dominant':>10}  status")
+    for row in report["files"][:50]:
+        typer.echo(f"{Path(row['file']).name[:47]:<48}{row['frames']:>8}{row['faces']:>8}{str(row['dominant'] or '-'):>10}  {row['status']}")
+    if len(report["files"]) > 50:
+        typer.echo(f"... {len(report['files']) - 50} more in {out / 'summary.csv'}")
+    typer.echo(f"\n{totals['files']} file(s), {totals['ok']} ok, {totals['frames']} frames, {totals['faces']} faces; "
+               f"wrote {out / 'faces'}/, {out / 'files.parquet'}, {out / 'summary.csv'}")
+    if totals["ok"] < totals["files"]:
+        raise typer.Exit(3)
+
+
+def _bulk_with_progress(config):
+    """run_bulk with a progress bar of tasks, frames and faces per second (on a terminal)."""
+    import time
+
+    from edgefer.bulk import run_bulk
+
+    if not sys.stderr.isatty():
+        return run_bulk(config, log=typer.echo)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    started, seen = time.perf_counter(), {"frames": 0, "faces": 0}
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} tasks"),
+                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), transient=True) as bar:
+        job = bar.add_task("bulk", total=None, detail="")
+
+        def log(line):
+            bar.console.print(line)
+            if "task(s):" in line:
+                bar.update(job, total=int(line.split(", ")[-1].split()[0]) if "to run" in line else None)
+
+        def on_task(record):
+            seen["frames"] += int(record["frames"])
+            seen["faces"] += int(record["faces"])
+            rate = seen["faces"] / max(time.perf_counter() - started, 1e-6)
+            bar.update(job, advance=1, detail=f"{seen['frames']} frames, {seen['faces']} faces, {rate:.1f} faces/s")
+
+        return run_bulk(config, log=log, on_task=on_task)
+
+
 # --------------------------------------------------------------------------- profile
 
 

@@ -42,10 +42,11 @@ class Scene:
 
 def backgrounds() -> list[np.ndarray]:
     import skimage.data
+    import skimage.util
 
     images = []
     for name in BACKGROUNDS:
-        image = getattr(skimage.data, name)()
+        image = skimage.util.img_as_ubyte(getattr(skimage.data, name)())   # some ship as bool or float
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else cv2.cvtColor(image[..., :3], cv2.COLOR_RGB2BGR)
         images.append(image)
     return images

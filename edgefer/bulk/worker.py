@@ -1,0 +1,175 @@
+"""One bulk worker: the detector and classifier loaded once, then task after task (a photo, or a frame range of
+a video) turned into face rows. Each task's rows land atomically in `<out>/faces/<file id>/part-<start>.parquet`
+and then its record in `<out>/tasks/<file id>/part-<start>.json`, so a task is either complete or redone,
+never half-kept or duplicated (and faces/ stays a pure Parquet dataset).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgefer.bulk.config import FACE_COLUMNS, PROBABILITY_COLUMNS, BulkConfig
+from edgefer.detect import crop_face, make_detector, to_gray
+from edgefer.files import atomic_path, write_json
+from edgefer.runtime import DEFAULT_MODEL, load_classifier
+
+
+def part_paths(out: Path, task: dict) -> tuple[Path, Path]:
+    name = f"part-{int(task['start']):09d}"
+    return (Path(out) / "faces" / task["file_id"] / f"{name}.parquet",
+            Path(out) / "tasks" / task["file_id"] / f"{name}.json")
+
+
+def task_done(out: Path, task: dict) -> bool:
+    parquet, record = part_paths(out, task)
+    return parquet.is_file() and record.is_file()
+
+
+class TaskProcessor:
+    """Callable on a batch of tasks (Ray Data's map_batches with an actor pool, or directly)."""
+
+    def __init__(self, config: BulkConfig):
+        self.config = config
+        self.model_path = config.model or str(DEFAULT_MODEL)
+        self.classifier = load_classifier(self.model_path, threads=config.threads)
+        self.detector = make_detector(config.detector, min_face_size=config.min_face_size, threads=config.threads)
+        self.names = self.classifier.info.class_names
+        self.node = _node_id()
+
+    def __call__(self, batch: dict) -> dict:
+        tasks = [dict(zip(batch, values)) for values in zip(*batch.values())]
+        records = [self.process(task) for task in tasks]
+        return {key: np.asarray([r[key] for r in records], dtype=object) for key in records[0]}
+
+    def process(self, task: dict) -> dict:
+        started = time.perf_counter()
+        rows, frames, status = [], 0, "ok"
+        try:
+            for index, timestamp, image in self._frames(task):
+                frames += 1
+                rows += self._faces(task["file"], index, timestamp, image)
+        except (OSError, ValueError, cv2.error) as error:
+            status = f"error: {' '.join(str(error).split())[:200]}"
+        if status == "ok" and task["kind"] == "video" and frames == 0:
+            status = "error: no decodable frame in this range (corrupt or truncated)"
+        record = {"file": task["file"], "file_id": task["file_id"], "start": int(task["start"]),
+                  "end": int(task["end"]), "frames": frames, "faces": len(rows),
+                  "seconds": round(time.perf_counter() - started, 3), "status": status, "node": self.node,
+                  "pid": os.getpid(), "emotions": json.dumps(_count(rows))}
+        self._write(task, rows, record)
+        return record
+
+    def _frames(self, task: dict):
+        """(index, timestamp or None, BGR image) of the frames this task keeps."""
+        name = task["file"]
+        if task["kind"] == "image":
+            with _local(name) as path:
+                image = cv2.imread(path, cv2.IMREAD_COLOR)
+            if image is None:
+                raise ValueError("unreadable image (expected a file OpenCV can decode)")
+            yield 0, None, image
+            return
+        step = self.config.step(task["fps"])
+        with _local(name) as path:
+            capture = cv2.VideoCapture(path)
+            try:
+                if not capture.isOpened():
+                    raise ValueError("not a video OpenCV can decode")
+                start = int(task["start"])
+                if start:
+                    capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+                for index in range(start, int(task["end"])):
+                    if index % step:
+                        if not capture.grab():
+                            break
+                        continue
+                    ok, image = capture.read()
+                    if not ok or image is None:
+                        break
+                    yield index, index / task["fps"], image
+            finally:
+                capture.release()
+
+    def _faces(self, file: str, index: int, timestamp, image) -> list[dict]:
+        detections = self.detector.detect(image)
+        if not detections:
+            return []
+        gray = to_gray(image)
+        size = self.classifier.info.input_size
+        crops = np.stack([crop_face(gray, d, size) for d in detections])
+        probabilities = self.classifier.predict_tta(crops) if self.config.tta else self.classifier.predict(crops)
+        rows = []
+        for d, p in zip(detections, probabilities):
+            row = {"file": file, "frame": index, "timestamp_s": None if timestamp is None else round(timestamp, 4),
+                   "x": d.x, "y": d.y, "w": d.w, "h": d.h, "score": round(d.score, 4),
+                   "emotion": self.names[int(np.argmax(p))],
+                   **{column: round(float(v), 4) for column, v in zip(PROBABILITY_COLUMNS, p)},
+                   "model": Path(self.model_path).name, "detector": self.config.detector}
+            rows.append(row)
+        return rows
+
+    def _write(self, task: dict, rows: list[dict], record: dict) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        parquet, json_path = part_paths(Path(self.config.out), task)
+        table = pa.Table.from_pylist(rows, schema=face_schema())
+        with atomic_path(parquet) as temp:
+            pq.write_table(table, temp)
+        write_json(json_path, record)   # written last: its presence marks the task complete
+
+
+def face_schema():
+    import pyarrow as pa
+
+    types = {"file": pa.string(), "frame": pa.int64(), "timestamp_s": pa.float64(), "x": pa.int32(),
+             "y": pa.int32(), "w": pa.int32(), "h": pa.int32(), "score": pa.float32(), "emotion": pa.string(),
+             "model": pa.string(), "detector": pa.string(), **{c: pa.float32() for c in PROBABILITY_COLUMNS}}
+    return pa.schema([(name, types[name]) for name in FACE_COLUMNS])
+
+
+def _count(rows: list[dict]) -> dict:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["emotion"]] = counts.get(row["emotion"], 0) + 1
+    return counts
+
+
+def _node_id() -> str:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
+    except ImportError:
+        return "local"
+
+
+class _local:
+    """A local path for a file or a URI that pyarrow's filesystems read (s3://, gs://, hdfs:// ...)."""
+
+    def __init__(self, name: str):
+        self.name, self.temp = name, None
+
+    def __enter__(self) -> str:
+        if "://" not in self.name or self.name.startswith("file://"):
+            return self.name[len("file://"):] if self.name.startswith("file://") else self.name
+        from pyarrow import fs
+
+        filesystem, path = fs.FileSystem.from_uri(self.name)
+        handle, self.temp = tempfile.mkstemp(suffix=Path(path).suffix)
+        with os.fdopen(handle, "wb") as out, filesystem.open_input_stream(path) as source:
+            while chunk := source.read(1 << 20):
+                out.write(chunk)
+        return self.temp
+
+    def __exit__(self, *exc):
+        if self.temp:
+            os.unlink(self.temp)
+        return False

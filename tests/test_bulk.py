@@ -1,0 +1,155 @@
+"""`edgefer bulk` on Ray Data: the same faces as `edgefer run`, resumable without duplicates, corrupt files
+recorded, and a job spread over a two-node cluster simulated on this machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+from typer.testing import CliRunner
+
+from edgefer.cli import app
+from edgefer.compose import compose_frames, write_video
+from edgefer.live import DEMO_IMAGE
+
+ray = pytest.importorskip("ray")
+pq = pytest.importorskip("pyarrow.parquet")
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def archive(fer_val, tmp_path_factory):
+    """A folder of photos (one nested), two videos, and a list file naming the second video."""
+    root = tmp_path_factory.mktemp("archive")
+    (root / "photos" / "nested").mkdir(parents=True)
+    frames = compose_frames(fer_val.images, fer_val.labels, 50, 2, seed=12)
+    cv2.imwrite(str(root / "photos" / "a.png"), frames[0].image)
+    cv2.imwrite(str(root / "photos" / "nested" / "b.jpg"), frames[1].image)
+    cv2.imwrite(str(root / "photos" / "demo.jpg"), cv2.imread(str(DEMO_IMAGE)))
+    write_video(frames[2:26], str(root / "one.avi"))
+    write_video(frames[26:50], str(root / "two.avi"))
+    (root / "list.txt").write_text(f"# the second video\n{root / 'two.avi'}\n")
+    return root
+
+
+def faces_of(out: Path) -> list[tuple]:
+    table = pq.read_table(out / "faces").to_pylist()
+    return sorted((Path(r["file"]).name, r["frame"], r["x"], r["y"], r["w"], r["h"], r["emotion"]) for r in table)
+
+
+def run_faces(source: Path, tmp_path: Path) -> list[tuple]:
+    """What `edgefer run` finds in the same file, as (file, frame, box, emotion) rows."""
+    log = tmp_path / f"{source.name}.jsonl"
+    result = runner.invoke(app, ["run", "--source", str(source), "--json", str(log), "--no-show", "-q"])
+    assert result.exit_code == 0, result.output
+    rows = []
+    for line in log.read_text().splitlines():
+        record = json.loads(line)
+        name = Path(record["file"]).name if record.get("file") else source.name
+        rows += [(name, 0 if record.get("file") else record["frame"], *face["box"], face["emotion"])
+                 for face in record["faces"]]
+    return sorted(rows)
+
+
+def test_bulk_finds_what_run_finds(archive, tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["bulk", str(archive / "photos"), str(archive / "one.avi"), str(archive / "list.txt"),
+                                 "--out", str(out), "--workers", "2", "--chunk-frames", "10"])
+    assert result.exit_code == 0, result.output
+    expected = sorted(run_faces(archive / "photos", tmp_path) + run_faces(archive / "one.avi", tmp_path)
+                      + run_faces(archive / "two.avi", tmp_path))
+    assert faces_of(out) == expected and len(expected) > 60
+    table = pq.read_table(out / "faces").to_pylist()
+    videos = [r for r in table if r["file"].endswith(".avi")]
+    assert all(r["timestamp_s"] == pytest.approx(r["frame"] / 15.0, abs=1e-3) for r in videos)
+    assert all(r["timestamp_s"] is None for r in table if not r["file"].endswith(".avi"))
+    for row in table:
+        probabilities = {k[2:]: v for k, v in row.items() if k.startswith("p_")}
+        assert row["emotion"] == max(probabilities, key=probabilities.get)
+        assert row["model"].endswith(".tflite") and row["detector"] == "mtcnn"
+    files = {Path(r["file"]).name: r for r in pq.read_table(out / "files.parquet").to_pylist()}
+    assert set(files) == {"a.png", "b.jpg", "demo.jpg", "one.avi", "two.avi"}
+    assert files["one.avi"]["frames"] == 24 and files["demo.jpg"]["dominant"] == "happy"
+    assert all(f["status"] == "ok" for f in files.values())
+    assert sum(f["faces"] for f in files.values()) == len(expected)
+    assert (out / "summary.csv").read_text().splitlines()[0].startswith("file,frames,faces,seconds,share_angry")
+
+
+def test_stride_and_max_fps_sample_frames(archive, tmp_path):
+    from edgefer.bulk import BulkConfig, run_bulk
+
+    report = run_bulk(BulkConfig([str(archive / "one.avi")], str(tmp_path / "s"), stride=3, chunk_frames=7,
+                                 workers=1), log=lambda *_: None)
+    assert report["files"][0]["frames"] == 8   # frames 0, 3, ..., 21 of 24, across chunks of 7
+    frames = {r["frame"] for r in pq.read_table(tmp_path / "s" / "faces").to_pylist()}
+    assert frames <= set(range(0, 24, 3))
+    report = run_bulk(BulkConfig([str(archive / "one.avi")], str(tmp_path / "f"), max_fps=5, workers=1),
+                      log=lambda *_: None)
+    assert report["files"][0]["frames"] == 8   # 15 fps sampled at most 5 per second: every 3rd frame
+
+
+def test_corrupt_files_are_recorded_not_fatal(archive, tmp_path):
+    broken = tmp_path / "broken.avi"
+    data = (archive / "one.avi").read_bytes()
+    broken.write_bytes(data[: len(data) // 3])
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video")
+    bad_image = tmp_path / "bad.jpg"
+    bad_image.write_bytes(b"\xff\xd8 broken")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["bulk", str(fake), str(bad_image), str(broken), str(archive / "photos" / "a.png"),
+                                 "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 3, result.output   # some files failed: the job says so
+    files = {Path(r["file"]).name: r["status"] for r in pq.read_table(out / "files.parquet").to_pylist()}
+    assert files["a.png"] == "ok"
+    assert files["fake.mp4"].startswith("error: not a video")
+    assert files["bad.jpg"].startswith("error: unreadable image")
+    assert files["broken.avi"] != "ok" or pq.read_table(out / "files.parquet").to_pylist()[2]["frames"] < 24
+
+
+def test_a_killed_job_resumes_without_duplicates(archive, tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "edgefer", "bulk", str(archive / "one.avi"), str(archive / "two.avi"),
+               "--out", str(out), "--workers", "1", "--chunk-frames", "4"]
+    job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list(out.glob("tasks/*/part-*.json"))) < 3:
+        time.sleep(0.2)
+    os.killpg(job.pid, signal.SIGKILL)   # the driver and its local Ray instance, mid-job
+    job.wait(timeout=30)
+    done_before = {p: p.stat().st_mtime_ns for p in out.glob("tasks/*/part-*.json")}
+    assert 3 <= len(done_before) < 12
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert f"{len(done_before)} done already" in finished.stdout
+    for path, stamp in done_before.items():   # finished parts were kept, not redone
+        assert path.stat().st_mtime_ns == stamp, path
+    rows = faces_of(out)
+    assert len(rows) == len(set(rows))
+    assert rows == sorted(run_faces(archive / "one.avi", tmp_path) + run_faces(archive / "two.avi", tmp_path))
+
+
+def test_a_two_node_cluster_shares_the_work(archive, tmp_path):
+    from ray.cluster_utils import Cluster
+
+    from edgefer.bulk import BulkConfig, run_bulk
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    try:
+        ray.init(address=cluster.address)
+        report = run_bulk(BulkConfig([str(archive / "one.avi"), str(archive / "two.avi")], str(tmp_path / "c"),
+                                     workers=2, chunk_frames=3, address=cluster.address), log=lambda *_: None)
+        nodes = {json.loads(p.read_text())["node"] for p in (tmp_path / "c").glob("tasks/*/part-*.json")}
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert report["totals"]["ok"] == 2 and report["totals"]["frames"] == 48
+    assert len(nodes) == 2, nodes   # both nodes ran tasks

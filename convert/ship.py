@@ -54,7 +54,7 @@ def _copy_run_records(run_dir: Path, destination: Path, split: str) -> None:
 
 
 def ship(run_dir: str | os.PathLike, data: str, command: str | list[str], target: Path = DEFAULT_KERAS_MODEL,
-         reports: Path = REPORTS, trained_on: str | None = None) -> dict:
+         reports: Path = REPORTS, trained_on: str | None = None, limit: int | None = None) -> dict:
     """Copy a run's deployable model into the package with its card; `trained_on` describes the training
     machine of runs (or of their earlier stages) whose metrics.json predates the recorded one."""
     import keras
@@ -66,8 +66,8 @@ def ship(run_dir: str | os.PathLike, data: str, command: str | list[str], target
         with atomic_path(target) as temp:
             model.save(temp)  # weights only: no optimizer state
     split = args["val_split"]
-    plain = evaluate_model(EvaluateConfig(target, data, split, project=reports)).metrics
-    flipped = evaluate_model(EvaluateConfig(target, data, split, tta=True, project=reports)).metrics
+    plain = evaluate_model(EvaluateConfig(target, data, split, project=reports, limit=limit)).metrics
+    flipped = evaluate_model(EvaluateConfig(target, data, split, tta=True, project=reports, limit=limit)).metrics
     card = {
         "name": "mini_xception", "version": f"fer2013-{time.strftime('%Y%m%d')}", "format": "keras",
         "class_names": list(edgefer.CLASS_NAMES), "input_size": 48, "channels": 1,

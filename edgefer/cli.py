@@ -71,8 +71,9 @@ def fail(message: str, code: int = 2) -> None:
 
 
 @contextlib.contextmanager
-def one_line_errors(*extra: type[BaseException], interrupted: str = "interrupted"):
-    """Map every expected failure to one line and an exit code; a real bug still shows its traceback."""
+def one_line_errors(*extra: type[BaseException], interrupted: str | None = "interrupted"):
+    """Map every expected failure to one line and an exit code; a real bug still shows its traceback.
+    `interrupted=None` lets Ctrl-C through to the caller."""
     from edgefer.data import DataError
     from edgefer.extras import MissingExtra
 
@@ -89,6 +90,8 @@ def one_line_errors(*extra: type[BaseException], interrupted: str = "interrupted
     except OSError as error:
         fail(f"{error.filename or ''}: {error.strerror or error}".lstrip(": "))
     except KeyboardInterrupt:
+        if interrupted is None:
+            raise
         fail(interrupted, code=130)
 
 
@@ -183,15 +186,22 @@ def train(
 ):
     """Train a model; writes runs/train/<name>/ with weights, history, metrics and plots."""
     needs_extra("train")
+    verbose = 2 if quiet or not sys.stdout.isatty() else 1
+    try:
+        _train_runs(ctx, model, data, recipe, name, resume, verbose)
+    except KeyboardInterrupt as stop:
+        where = getattr(stop, "run_dir", None) or resume or "RUN_DIR"
+        fail(f"interrupted: the last finished epoch is checkpointed (weights/model.keras holds the best so far); "
+             f"continue with edgefer train --resume {where}", code=130)
+
+
+def _train_runs(ctx, model, data, recipe, name, resume, verbose) -> None:
     from edgefer.models import MODELS, check_model_name
     from edgefer.train import config_from_recipe
     from edgefer.train import resume as resume_run
     from edgefer.train import train as train_run
 
-    verbose = 2 if quiet or not sys.stdout.isatty() else 1
-    run_dir = resume
-    with one_line_errors(interrupted="interrupted: the last finished epoch is checkpointed; continue with "
-                                     f"edgefer train --resume {run_dir or 'RUN_DIR'}"):
+    with one_line_errors(interrupted=None):   # the caller names the run to resume
         if resume is not None:
             changes = given(ctx, "resume", "quiet")
             unexpected = sorted(set(changes) - {"epochs", "clean_epochs"})
@@ -212,7 +222,6 @@ def train(
         for config in configs:
             typer.echo(f"training {config.model} with recipe {recipe!r}")
             results.append(train_run(config, log=typer.echo, verbose=verbose))
-            run_dir = results[-1].run_dir
         _print_train_results(results)
 
 

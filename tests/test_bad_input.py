@@ -150,7 +150,7 @@ CASES = [
     ("run --source demo --margin -5", 2, "'--margin'"),
     ("run --source demo --max-frames -1", 2, "'--max-frames'"),
     ("run --source demo --threads 0", 2, "'--threads'"),
-    ("run --source demo --detector yolo", 2, "--detector yolo: expected one of mtcnn, haar"),
+    ("run --source demo --detector yolo", 2, "--detector yolo: expected one of mtcnn, blazeface, blazeface_full, haar"),
     ("run --source demo --model {bad}/text.onnx", 2, "text.onnx: cannot load as a onnx model"),
     ("run --source demo --model {bad}/five_class.keras", 2, "outputs shape (1, 5) but its labels name 7"),
     ("run --camera 0 --source demo", 2, "give either --camera or --source"),

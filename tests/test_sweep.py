@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
@@ -21,7 +20,7 @@ def _base(fer_csv):
     return config_from_recipe("quick", data=str(fer_csv), limit=128, epochs=1, batch_size=64, model="mini_xception")
 
 
-@pytest.mark.parametrize("sampler", ["grid", "random", "tpe"])
+@pytest.mark.parametrize("sampler", ["grid", "tpe"])   # random: test_interrupted_sweep_resumes
 def test_tiny_sweep_each_sampler(sampler, fer_csv, tmp_path):
     space = parse_space(["lr=log:1e-3:1e-2", "label_smoothing=choice:0.0,0.1", "width=choice:0.5,1.0"])
     report = run_sweep(SweepConfig(_base(fer_csv), space, sampler, trials=3, out=str(tmp_path / sampler),
@@ -80,34 +79,6 @@ def test_bad_search_spaces(tmp_path):
     spec = tmp_path / "space.yaml"
     spec.write_text("lr: {log: [0.0001, 0.01]}\nbatch_size: {choice: [32, 64]}\n")
     assert [d.name for d in parse_space(None, str(spec))] == ["lr", "batch_size"]
-
-
-def test_a_killed_workers_trial_is_failed_and_retried(fer_csv, tmp_path):
-    """kill -9 during a trial: its heartbeat stops, the resumed sweep fails it (not RUNNING for ever) and
-    retries it, and the study still reaches its trial count."""
-    out = tmp_path / "study"
-    script = textwrap.dedent(f"""
-        from edgefer.sweep import SweepConfig, parse_space, run_sweep
-        from edgefer.train import config_from_recipe
-        base = config_from_recipe("quick", data={str(fer_csv)!r}, limit=512, epochs=3, batch_size=64)
-        run_sweep(SweepConfig(base, parse_space(["lr=log:1e-3:1e-2"]), "random", trials=2, out={str(out)!r},
-                              prune=False, heartbeat_seconds=1), log=print)
-    """)
-    worker = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    started = out / "trials" / "trial0" / "history.csv"
-    deadline = time.time() + 240
-    while time.time() < deadline and not started.exists():   # killed during trial 0, after its first epoch
-        time.sleep(0.2)
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.wait(timeout=30)
-    time.sleep(2.5)   # past the grace period of two missed heartbeats
-    config = SweepConfig(config_from_recipe("quick", data=str(fer_csv), limit=512, epochs=3, batch_size=64),
-                         parse_space(["lr=log:1e-3:1e-2"]), "random", trials=2, out=str(out), prune=False,
-                         resume=True, heartbeat_seconds=1)
-    report = run_sweep(config, log=lambda *_: None)
-    states = [t["state"] for t in report["trials"]]
-    assert states[0] == "FAIL" and "RUNNING" not in states
-    assert states.count("COMPLETE") == 2
 
 
 def test_two_workers_share_a_postgres_study_and_survive_a_killed_worker(fer_csv, postgres_url, tmp_path):

@@ -166,10 +166,12 @@ def test_training_can_start_from_a_trained_models_weights(trained_model, fer_csv
     from convert.ship import ship
 
     target = tmp_path / "package" / "model.keras"
-    card = ship(result.run_dir, str(fer_csv), ["edgefer train ..."], target=target, reports=tmp_path / "reports")
+    card = ship(result.run_dir, str(fer_csv), ["edgefer train ..."], target=target, reports=tmp_path / "reports",
+                limit=600)
     assert card["hardware"]["training"]["cores"] >= 1 and card["stages"][0]["run"] == stage["run"]
     shipped = target.read_bytes()
-    again = ship(result.run_dir, str(fer_csv), ["edgefer train ..."], target=target, reports=tmp_path / "reports")
+    again = ship(result.run_dir, str(fer_csv), ["edgefer train ..."], target=target, reports=tmp_path / "reports",
+                 limit=600)
     assert target.read_bytes() == shipped  # same weights: the file (and the exports' source checksum) stays
     assert again["metrics"] == card["metrics"]
 
@@ -263,3 +265,25 @@ def test_trains_on_jax_without_tensorflow(fer_csv, tmp_path):
     assert done.stdout.strip().endswith("300")
     assert "epochs 2-2 without augmentation (--clean-epochs 1)" in done.stdout
     assert json.loads((tmp_path / "jax" / "metrics.json").read_text())["keras_backend"] == "jax"
+
+
+def test_ctrl_c_leaves_a_usable_model_and_names_the_run(fer_csv, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "runs" / "stop"
+    child = subprocess.Popen([sys.executable, "-m", "edgefer", "train", "--recipe", "quick", "--data", str(fer_csv),
+                              "--limit", "640", "--epochs", "40", "--project", str(tmp_path / "runs"), "--name",
+                              "stop", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (run / "state.json").exists():
+        time.sleep(0.2)
+    child.send_signal(signal.SIGINT)
+    stdout, stderr = child.communicate(timeout=120)
+    assert child.returncode == 130, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == (
+        "error: interrupted: the last finished epoch is checkpointed (weights/model.keras holds the best so far); "
+        f"continue with edgefer train --resume {run}")
+    assert (run / "weights" / "model.keras").stat().st_size > 0 and "Traceback" not in stderr

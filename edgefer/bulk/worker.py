@@ -49,7 +49,7 @@ class TaskProcessor:
         return {key: np.asarray([r[key] for r in records], dtype=object) for key in records[0]}
 
     def process(self, task: dict) -> dict:
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         rows, frames, status = [], 0, "ok"
         try:
             for index, timestamp, image in self._frames(task):
@@ -61,7 +61,8 @@ class TaskProcessor:
             status = "error: no decodable frame in this range (corrupt or truncated)"
         record = {"file": task["file"], "file_id": task["file_id"], "start": int(task["start"]),
                   "end": int(task["end"]), "frames": frames, "faces": len(rows),
-                  "seconds": round(time.perf_counter() - started, 3), "status": status, "node": self.node,
+                  "seconds": round(time.perf_counter() - started, 3), "started_at": round(started_at, 3),
+                  "finished_at": round(time.time(), 3), "status": status, "node": self.node,
                   "pid": os.getpid(), "emotions": json.dumps(_count(rows))}
         self._write(task, rows, record)
         return record

@@ -16,7 +16,10 @@ class HaarDetector:
     name = "haar"
 
     def __init__(self, min_face_size: int = 30, scale_factor: float = 1.1, min_neighbors: int = 5, threads=None,
-                 equalize: bool = True):
+                 equalize: bool = False):
+        """`equalize`: histogram-equalise first. Off by default: on the hard-scene benchmark it cost recall
+        (0.341 with, 0.515 without; profiles/benchmarks/detect_hard.md), which is why the `fer` package,
+        with the same cascade and no equalisation, found more faces than edgefer did."""
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
         self.cascade = cv2.CascadeClassifier(path)
         if self.cascade.empty():

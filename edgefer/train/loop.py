@@ -80,7 +80,11 @@ def train(config: TrainConfig, log=print, on_epoch=None, verbose: int = 1) -> Tr
     run_dir = new_run_dir(config.project, config.name or config.model)
     write_json(run_dir / "args.json", config.to_dict())
     log(f"run directory {run_dir} (if interrupted: edgefer train --resume {run_dir})")
-    return _fit(config, run_dir, LoopState(), splits, log, on_epoch, verbose)
+    try:
+        return _fit(config, run_dir, LoopState(), splits, log, on_epoch, verbose)
+    except KeyboardInterrupt as stop:
+        stop.run_dir = run_dir   # so the caller can say which run to resume
+        raise
 
 
 def resume(run_dir: str | os.PathLike, log=print, on_epoch=None, verbose: int = 1, epochs: int | None = None,

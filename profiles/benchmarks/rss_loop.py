@@ -33,7 +33,8 @@ process = psutil.Process()
 marks = {}
 
 
-def record(index, _faces):
+def record(frame_record):
+    index = frame_record["frame"]
     if index % (args.frames // 5) == 0 or index == args.frames - 1:
         marks[index] = process.memory_info().rss / 1e6
 

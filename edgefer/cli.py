@@ -576,6 +576,12 @@ def console() -> None:  # pragma: no cover - the `edgefer` console script
     if "-v" in sys.argv[1:2] or "--verbose" in sys.argv[1:2]:
         os.environ["EDGEFER_VERBOSE"] = "1"
     StderrFilter().start()
+    import warnings
+
+    def one_line_warning(message, category, filename, lineno, file=None, line=None):
+        typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+
+    warnings.showwarning = one_line_warning   # edgefer's own warnings, as one line each
     app()
 
 

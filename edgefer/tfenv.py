@@ -57,9 +57,10 @@ def native_stderr_quiet():
 
 
 NATIVE_CHATTER = re.compile(
-    r"^([IWE]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+:\d+\]"            # absl/TensorFlow C++ log lines
+    r"^([IWE]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]"             # absl/TensorFlow C++ log lines
     r"|WARNING: All log messages before absl::InitializeLog"
     r"|INFO: Created TensorFlow Lite"                                # LiteRT's delegate line
+    r"|fully_quantize: \d+, inference_type:"                         # the TFLite converter's quantiser
     r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWE] \S+:\d+\]"    # older TensorFlow C++ format
     r"|\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [IWE] \d+ \d+\] \S+:\d+:)")   # Ray's C++ core worker
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from edgefer.detect.types import DETECTOR_NAMES
 from edgefer.labels import CLASS_NAMES
 
 PROBABILITY_COLUMNS = tuple(f"p_{name}" for name in CLASS_NAMES)
 FACE_COLUMNS = ("file", "frame", "timestamp_s", "x", "y", "w", "h", "score", "emotion", *PROBABILITY_COLUMNS,
                 "model", "detector")
-DETECTOR_NAMES = ("mtcnn", "blazeface", "blazeface_full", "haar")
 
 
 @dataclass
@@ -26,7 +26,6 @@ class BulkConfig:
     address: str | None = None         # None: a local Ray instance; "auto" or ray://HOST:10001: a cluster
     chunk_frames: int = 300            # a long video is split into ranges of this many frames
     threads: int = 1                   # inference threads per worker
-    extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
         checks = [

@@ -7,6 +7,7 @@ import functools
 from edgefer.detect.blazeface import BlazeFaceDetector
 from edgefer.detect.haar import HaarDetector
 from edgefer.detect.mtcnn import MTCNNDetector
+from edgefer.detect.types import DETECTOR_NAMES
 
 DETECTORS = {
     "mtcnn": MTCNNDetector,                                                   # the paper's detector (default)
@@ -14,6 +15,7 @@ DETECTORS = {
     "blazeface_full": functools.partial(BlazeFaceDetector, variant="full"),   # smaller faces farther away
     "haar": HaarDetector,                                                     # the paper's comparison
 }
+assert tuple(DETECTORS) == DETECTOR_NAMES
 
 
 def make_detector(name: str = "mtcnn", **options):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# every detector make_detector knows (edgefer.detect.registry builds exactly these); configs validate against it
+DETECTOR_NAMES = ("mtcnn", "blazeface", "blazeface_full", "haar")
+
 
 @dataclass
 class Detection:

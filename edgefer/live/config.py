@@ -1,5 +1,5 @@
 """What `edgefer run` is told (RunConfig), each frame it reads (Frame) and what it reports (RunSummary).
-A leaf: imports nothing of edgefer."""
+A leaf: imports only the detector names from the detection leaf."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from edgefer.detect.types import DETECTOR_NAMES
+
 STAGES = ("capture", "detect", "classify", "draw")
-DETECTOR_NAMES = ("mtcnn", "blazeface", "blazeface_full", "haar")
 
 # Exit codes of `edgefer run` (besides 2: bad input)
 EXIT_OK = 0                # the source ended, or --max-frames was reached

@@ -19,7 +19,7 @@ from edgefer.live.config import Frame, RunConfig
 from edgefer.live.sources import FrameSource, SourceError
 
 ROTATIONS_KEPT = 5
-VIDEO_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG"}
+VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
 
 
 def draw_faces(image: np.ndarray, faces: list[dict]) -> np.ndarray:
@@ -66,7 +66,7 @@ def check_outputs(config: RunConfig, source: FrameSource) -> None:
             raise IsADirectoryError(f"--json {value}: is a folder; expected a .jsonl file")
     if config.save and _saves_video(config, source):
         path = Path(config.save)
-        if path.suffix.lower() not in VIDEO_SUFFIXES:
+        if path.suffix.lower() not in VIDEO_CODECS:
             raise ValueError(f"--save {config.save}: expected a .mp4 or .avi video, or a folder for images")
         if path.exists():
             raise FileExistsError(f"--save {config.save}: already exists; expected a new file name "
@@ -169,7 +169,7 @@ class Outputs:
     def _open_video(self, width: int, height: int) -> None:
         path = Path(self.config.save)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fourcc = cv2.VideoWriter_fourcc(*VIDEO_SUFFIXES[path.suffix.lower()])
+        fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[path.suffix.lower()])
         self.writer = cv2.VideoWriter(str(path), fourcc, self.source.fps, (width, height))
         if not self.writer.isOpened():
             self.writer = None

@@ -18,6 +18,8 @@ Output (DIR):
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import os
@@ -150,16 +152,14 @@ def write_reports(out: Path, files: list[str], tasks: list[dict], failed: list[d
     table = pa.Table.from_pylist(rows)
     with atomic_path(out / "files.parquet") as temp:
         pq.write_table(table, temp)
-    header = list(rows[0])
-    lines = [",".join(header)] + [",".join(_csv(row[k]) for k in header) for row in rows]
-    write_text(out / "summary.csv", "\n".join(lines) + "\n")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(out / "summary.csv", buffer.getvalue())
     totals = {"files": len(rows), "ok": sum(r["status"] == "ok" for r in rows),
               "frames": sum(r["frames"] for r in rows), "faces": sum(r["faces"] for r in rows),
               "seconds": round(sum(r["seconds"] for r in rows), 3)}
     return {"files": rows, "totals": totals}
 
-
-def _csv(value) -> str:
-    text = "" if value is None else str(value)
-    return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ',"\n') else text
 

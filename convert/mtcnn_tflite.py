@@ -34,7 +34,10 @@ THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND.
 """
 
 
-def convert_network(name: str) -> bytes:
+def convert_network(name: str, representative=None) -> bytes:
+    """The network as a float TFLite file; with `representative` (a callable yielding [input] lists), int8
+    weights and activations with float input and output (measured slower than float on x86: see
+    profiles/benchmarks/detect_levers.md)."""
     import keras
     import mtcnn.stages as stages
     import tensorflow as tf
@@ -47,7 +50,11 @@ def convert_network(name: str) -> bytes:
                          input_signature=[tf.TensorSpec((None, *shape), tf.float32, name="image")])
     with tempfile.TemporaryDirectory() as folder:
         archive.write_out(folder, verbose=False)
-        return tf.lite.TFLiteConverter.from_saved_model(folder).convert()
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        if representative is not None:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = representative
+        return converter.convert()
 
 
 def convert_mtcnn(out_dir: str | os.PathLike) -> list[Path]:

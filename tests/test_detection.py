@@ -9,7 +9,8 @@ import pytest
 from edgefer.detect import Detection, crop_face, make_detector
 from edgefer.detect.haar import HaarDetector
 from edgefer.live import DEMO_IMAGE, box_iou
-from edgefer.detect.mtcnn import MTCNNDetector, nms
+from edgefer.detect.mtcnn import MTCNNDetector, nms, normalise_bgr
+from edgefer.detect.pyramid import AreaPyramid
 
 def photos() -> dict[str, np.ndarray]:
     """Real photos as RGB: NASA's astronaut portrait (shipped as edgefer's demo photo, from scikit-image),
@@ -61,6 +62,27 @@ def test_nms_drops_boxes_overlapping_a_higher_score():
     boxes = np.array([[0, 0, 10, 10, 0.9], [1, 1, 11, 11, 0.8], [50, 50, 60, 60, 0.7]], np.float32)
     kept = nms(boxes, 0.5)
     assert kept[:, 4].tolist() == pytest.approx([0.9, 0.7])
+
+
+@pytest.mark.parametrize("int32_pixels", [AreaPyramid.int32_pixels, 0])   # 0: the float64 path of big frames
+@pytest.mark.parametrize("name", ["astronaut", "group"])
+def test_area_pyramid_is_opencvs_area_resize_before_rounding(name, int32_pixels, monkeypatch):
+    """Every level equals cv2.resize INTER_AREA of the frame to within OpenCV's rounding to uint8 (half a grey
+    level), channels in RGB order, normalised as MTCNN expects; odd sizes and a 7x11 frame included."""
+    monkeypatch.setattr(AreaPyramid, "int32_pixels", int32_pixels)
+    bgr = np.ascontiguousarray(photos()[name][..., ::-1])
+    frames = [bgr, bgr[3:-2, 5:], np.ascontiguousarray(bgr[:7, :11])]
+    for frame in frames:
+        height, width = frame.shape[:2]
+        sizes = [(max(1, int(width * s)), max(1, int(height * s))) for s in (0.9, 0.6, 0.3, 0.1, 0.05)]
+        sizes = [size for size in sizes if size[0] <= width and size[1] <= height]
+        for (w, h), level in zip(sizes, AreaPyramid(height, width, sizes)(frame)):
+            expected = normalise_bgr(cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA))
+            assert level.shape == (h, w, 3) and level.dtype == np.float32
+            # half a grey level of rounding, plus ~0.01 from OpenCV's float32 weights
+            assert np.abs(level - expected).max() * 128 <= 0.52, (frame.shape, w, h)
+    with pytest.raises(ValueError, match="frame of 11x7; this pyramid is for"):
+        AreaPyramid(480, 640, [(192, 144)])(frames[2])
 
 
 @pytest.mark.parametrize("variant", ["blazeface", "blazeface_full"])

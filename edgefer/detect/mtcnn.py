@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgefer.detect.pyramid import AreaPyramid
 from edgefer.detect.types import Detection
 from edgefer.runtime.litert import allocate, litert_interpreter_class, make_interpreter
 
@@ -145,7 +146,7 @@ def crop_and_resize(rgb_u8: np.ndarray, boxes: np.ndarray, size: int, bgr: bool 
     return (normalise_bgr(patches) if bgr else normalise(patches)).reshape(len(boxes), size, size, 3)
 
 
-PYRAMIDS = ("area", "halved", "linear")
+PYRAMIDS = ("area", "opencv_area", "halved", "linear")
 
 
 class MTCNNDetector:
@@ -155,15 +156,18 @@ class MTCNNDetector:
 
     def __init__(self, min_face_size: int = 20, scale_factor: float = 0.709,
                  thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8), threads: int | None = 1,
-                 weights: Path = WEIGHTS, bucket_of=next_power_of_two, pyramid: str = "area"):
-        """`bucket_of` and `pyramid` exist for profiles/benchmarks/detect_levers.py: R/O-Net batch padding
-        (next power of two; multiple_of_16 was the old rule) and the pyramid's resize (`area`, as the `mtcnn`
-        package does, or `linear`)."""
+                 weights: Path = WEIGHTS, bucket_of=next_power_of_two, pyramid: str = "area",
+                 proposal_nms: float = 0.7):
+        """`bucket_of`, `pyramid` and `proposal_nms` exist for profiles/benchmarks/detect_levers.py: R/O-Net
+        batch padding (next power of two; multiple_of_16 was the old rule), the pyramid's resize (see
+        `levels`) and the overlap above which P-Net's proposals across scales are merged (0.7 as the `mtcnn`
+        package; lower feeds R-Net fewer boxes and loses faces)."""
         self.min_face_size, self.scale_factor, self.thresholds = min_face_size, scale_factor, thresholds
         if pyramid not in PYRAMIDS:
             raise ValueError(f"unknown pyramid {pyramid!r}; expected one of {', '.join(PYRAMIDS)}")
-        self.bucket_of, self.pyramid = bucket_of, pyramid
+        self.bucket_of, self.pyramid, self.proposal_nms = bucket_of, pyramid, proposal_nms
         self.interpolation = cv2.INTER_LINEAR if pyramid == "linear" else cv2.INTER_AREA
+        self._area_pyramid: AreaPyramid | None = None
         self.pnet, self.rnet, self.onet = (_Net(Path(weights) / f"mtcnn_{n}.tflite", threads)
                                            for n in ("pnet", "rnet", "onet"))
 
@@ -196,31 +200,39 @@ class MTCNNDetector:
         return image
 
     def levels(self, bgr: np.ndarray):
-        """(scale, resized frame) per pyramid level. `area`: every level by area resize from the full frame,
-        as the `mtcnn` package does; `halved`: from the frame first halved (or quartered ...) by OpenCV's fast
-        integer area path, then area-resized to the level; `linear`: bilinear from the full frame."""
+        """(scale, normalised RGB level) per pyramid level, every level an area average of the full frame as
+        the `mtcnn` package computes it. `area`: from one integral image (detect/pyramid.py; the package's
+        values before rounding to uint8); `opencv_area`: cv2.resize INTER_AREA per level (as the package;
+        2.5x slower); `halved`: from the frame first halved (or quartered ...) by OpenCV's fast integer area
+        path, then area-resized; `linear`: bilinear from the full frame (the last two cost recall)."""
         height, width = bgr.shape[:2]
+        scales = [scale for scale in scale_pyramid(width, height, self.min_face_size, self.scale_factor)
+                  if min(int(width * scale), int(height * scale)) >= 12]
+        sizes = [(int(width * scale), int(height * scale)) for scale in scales]
+        if self.pyramid == "area":
+            pyramid = self._area_pyramid
+            if pyramid is None or pyramid.shape != (height, width):
+                pyramid = self._area_pyramid = AreaPyramid(height, width, sizes)
+            yield from zip(scales, pyramid(bgr))
+            return
         shrunk = {1: bgr}
-        for scale in scale_pyramid(width, height, self.min_face_size, self.scale_factor):
-            size = (int(width * scale), int(height * scale))
-            if min(size) < 12:
-                continue
+        for scale, size in zip(scales, sizes):
             factor = 1
             if self.pyramid == "halved":
                 while scale * factor * 2 <= 1.0 and factor < 16:
                     factor *= 2
                 if factor not in shrunk:
                     shrunk[factor] = cv2.resize(bgr, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
-            yield scale, cv2.resize(shrunk[factor], size, interpolation=self.interpolation)
+            yield scale, normalise_bgr(cv2.resize(shrunk[factor], size, interpolation=self.interpolation))
 
     def _propose(self, bgr: np.ndarray) -> np.ndarray:
         found = []
         for scale, level in self.levels(bgr):
-            out = self.pnet(normalise_bgr(level)[None])
+            out = self.pnet(level[None])
             boxes = self._pnet_boxes(out[4][0], out[2][0, :, :, 1], scale)
             found.append(nms(boxes, 0.5, "union", sort=False))
         boxes = np.concatenate(found) if found else np.empty((0, 5), np.float32)
-        return square(nms(boxes, 0.7, "union")) if len(boxes) else boxes
+        return square(nms(boxes, self.proposal_nms, "union")) if len(boxes) else boxes
 
     def _pnet_boxes(self, regression: np.ndarray, face: np.ndarray, scale: float) -> np.ndarray:
         rows, cols = np.nonzero(face > self.thresholds[0])

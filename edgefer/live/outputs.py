@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgefer.files import check_writable_folder
 from edgefer.live.config import Frame, RunConfig
 from edgefer.live.sources import FrameSource, SourceError
 
@@ -83,13 +84,12 @@ def check_outputs(config: RunConfig, source: FrameSource) -> None:
 
 
 def _check_writable(path: Path, option: str) -> None:
-    existing = path if path.exists() else path.parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if existing.is_file() and existing != path:
-        raise NotADirectoryError(f"{option} {path}: {existing} is a file; expected a folder on the way")
-    if not os.access(existing, os.W_OK):
-        raise PermissionError(f"{option} {path}: {existing} is not writable (permission denied)")
+    """An output file (appended to when it exists) or folder, or the folder it will be made in."""
+    if path.is_file():
+        if not os.access(path, os.W_OK):
+            raise PermissionError(f"{option} {path}: is not writable (permission denied)")
+        return
+    check_writable_folder(path if path.is_dir() else path.parent, option)
 
 
 def _saves_video(config: RunConfig, source: FrameSource) -> bool:

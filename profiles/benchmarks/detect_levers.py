@@ -203,8 +203,8 @@ def main() -> None:
         lines.append(f"| {name} | {median:.2f} | {median / before:.2f}x | {recall(detectors[name], recall_frames):.3f} | "
                      f"{package_agreement(configs[name], references)} |")
     lines += ["", "The networks alone, ms per invoke (int8: weights and activations, float input and output; "
-              "on this x86 CPU the int8 kernels of ai-edge-litert are slower than XNNPACK's float ones; a probe P-Net with "
-              "ReLU in place of PReLU also ran slower in int8, 2.12 against 1.48 ms):", ""]
+              "on this x86 CPU the int8 kernels of ai-edge-litert are slower than XNNPACK's float ones; a P-Net-shaped probe with "
+              "ReLU in place of PReLU also ran 1.49x slower in int8: int8_probe.md):", ""]
     lines += nets
     text = "\n".join(lines) + "\n"
     print(text)

@@ -3,7 +3,7 @@ and end-to-end emotion accuracy on frames composed from PublicTest faces (ground
 
 Runs without TensorFlow (like a device). Prints Markdown tables; medians over --repeats runs.
 
-    python benchmarks/run_loop.py --data ../shared/data/fer2013_train_publictest.csv.gz
+    python profiles/benchmarks/run_loop.py --data ../shared/data/fer2013_train_publictest.csv.gz | tee profiles/benchmarks/run_loop.md
 """
 
 from __future__ import annotations

@@ -46,6 +46,21 @@ def test_plain_and_gzip_and_three_splits(tmp_path, write_csv):
         assert len(read_fer_csv(path, ("Training", "PublicTest"))) == 6
 
 
+def test_quoted_fields_crlf_and_a_field_over_two_lines(tmp_path):
+    """Quoted rows and CRLF endings read like plain ones; a quoted field that runs over two lines is one
+    record, and the next bad row is named by its physical line."""
+    pixels = [" ".join(map(str, np.random.default_rng(k).integers(0, 256, 2304))) for k in range(3)]
+    text = ("emotion,pixels,Usage\r\n" f'2,"{pixels[0]}",Training\r\n' f"4,{pixels[1]},Training\r\n"
+            f'5,"{pixels[2][:20]}\n{pixels[2][21:]}",PublicTest\r\n' "9,1 2,Training\r\n")
+    path = tmp_path / "quoted.csv"
+    path.write_bytes(text.encode())
+    faces = read_fer_csv(path, "Training", limit=2)
+    assert faces.labels.tolist() == [2, 4]
+    np.testing.assert_array_equal(faces.images[1].ravel(), np.array(pixels[1].split(), dtype=np.uint8))
+    with pytest.raises(DataError, match=r"line 6: label '9' is not an integer 0-6"):
+        read_fer_csv(path, "Training")
+
+
 @pytest.mark.parametrize(
     "row, message",
     [

@@ -49,6 +49,15 @@ def blocked(*args, timeout=300, cwd=None):
 
 
 @pytest.fixture(scope="module")
+def int8_model() -> str:
+    """The shipped int8 file (made by edgefer's own export, its card beside it): the device loop needs a real
+    model, not a fresh training; train -> export -> inference without TensorFlow is tests/test_export.py."""
+    from edgefer.runtime import DEFAULT_MODEL
+
+    return str(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="module")
 def clip(fer_val, tmp_path_factory):
     frames = compose_frames(fer_val.images, fer_val.labels, count=12, faces_per_frame=2, seed=3)
     frames[5].image[:] = 120  # a frame with no face

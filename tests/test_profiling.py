@@ -81,6 +81,8 @@ def test_small_end_to_end_profile(fer_csv, tmp_path):
         assert 0 <= entry["test"]["accuracy"] <= 1 and entry["test"]["faces"] == 200
         assert (tmp_path / f"samples_{name}_train.csv").read_text().startswith("t,cpu_pct")
     assert report["devices"][0]["gpu"] in ("no GPU present",) or isinstance(report["devices"][0]["gpu"], dict)
+    cpu_row = report["devices"][0]["cpu"]   # 1 epoch on the CPU is the training stage itself, not run twice
+    assert cpu_row["ok"] and cpu_row["train_seconds"] > 0 and not (tmp_path / "work" / "mini_xception_cpu_1ep").exists()
     markdown = (tmp_path / "summary.md").read_text()
     assert "Table 4" in markdown and "Table 5" in markdown and "| mini_xception |" in markdown
     assert "| 58,423 | 58,423 |" in markdown   # the paper's column, read from the packaged paper.json

@@ -77,6 +77,7 @@ def run_profile(config: ProfileConfig, log=print) -> dict:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"machine": machine_description(), "config": config.__dict__, "models": {}}
+    cpu_runs: dict[tuple[str, int], tuple[StageMeasurement, dict]] = {}   # the training stage, for the device table
     for name in config.models:
         log(f"[{name}] training ({config.epochs} epoch(s), {config.train_images or 'all'} images)")
         entry = report["models"][name] = {}
@@ -85,6 +86,7 @@ def run_profile(config: ProfileConfig, log=print) -> dict:
             _worker("train", name, config.data, work, config.epochs, config.train_images or 0, config.batch_size),
             config.interval, _child_env(), config.timeout)
         trained = _result(work / "train.json")
+        cpu_runs[(name, config.epochs)] = (train, trained)
         _save_stage(out, name, "train", train, entry, trained)
         entry.update(layers=trained.get("layers"), history=trained.get("history"), backend=trained.get("backend"))
         if not train.ok:
@@ -98,7 +100,7 @@ def run_profile(config: ProfileConfig, log=print) -> dict:
         if config.edge:
             entry["edge"] = _edge(config, work, log, name)
     if config.devices:
-        report["devices"] = _device_table(config, out, log)
+        report["devices"] = _device_table(config, out, log, cpu_runs)
     write_json(out / "summary.json", report)
     write_text(out / "summary.md", render_markdown(report))
     write_csv_tables(report, out)
@@ -156,8 +158,9 @@ def gpu_present() -> bool:
     return done.returncode == 0
 
 
-def _device_table(config: ProfileConfig, out: Path, log) -> list[dict]:
-    """The seed study's Table I: training time per epoch count on CPU and GPU, speedup and accuracy."""
+def _device_table(config: ProfileConfig, out: Path, log, cpu_runs: dict) -> list[dict]:
+    """The seed study's Table I: training time per epoch count on CPU and GPU, speedup and accuracy. A CPU
+    row at the training stage's epoch count is that stage (the same command), not a second run."""
     rows, has_gpu = [], gpu_present()
     for name in config.models:
         for epochs in config.device_epochs:
@@ -166,11 +169,15 @@ def _device_table(config: ProfileConfig, out: Path, log) -> list[dict]:
                 if device == "gpu" and not has_gpu:
                     row["gpu"] = "no GPU present"
                     continue
-                work = out / "work" / f"{name}_{device}_{epochs}ep"
-                log(f"[{name}] {epochs} epoch(s) on {device}")
-                run = measure_command(_worker("train", name, config.data, work, epochs, config.train_images or 0,
-                                              config.batch_size), config.interval, _child_env(device), config.timeout)
-                trained = _result(work / "train.json")
+                if device == "cpu" and (name, epochs) in cpu_runs:
+                    run, trained = cpu_runs[(name, epochs)]
+                else:
+                    work = out / "work" / f"{name}_{device}_{epochs}ep"
+                    log(f"[{name}] {epochs} epoch(s) on {device}")
+                    run = measure_command(_worker("train", name, config.data, work, epochs, config.train_images or 0,
+                                                  config.batch_size), config.interval, _child_env(device),
+                                          config.timeout)
+                    trained = _result(work / "train.json")
                 row[device] = {"seconds": round(run.wall_s, 1), "train_seconds": trained.get("train_seconds"),
                                "s_per_epoch": round((trained.get("train_seconds") or 0) / epochs, 2),
                                "val_accuracy": trained.get("val_accuracy"), "backend": trained.get("backend"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -55,31 +56,64 @@ def write_csv(tmp_path):
     return write
 
 
+def built_once(tmp_path_factory, name: str, build):
+    """`build(folder)` -> JSON-able, run once per test session even with pytest-xdist workers: the first
+    worker builds under a file lock in the session's shared temp folder, the others wait and read the result."""
+    import fcntl
+    import json
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent   # shared by every worker of this session
+    folder, record = root / name, root / f"{name}.json"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            folder.mkdir(exist_ok=True)
+            record.write_text(json.dumps(build(folder)))
+        return json.loads(record.read_text())
+
+
 @pytest.fixture(scope="session")
 def trained_model(fer_csv, tmp_path_factory):
     """A real mini-Xception trained briefly on 2,000 FER-2013 faces (well above chance)."""
-    from edgefer.train import config_from_recipe, train
 
-    project = tmp_path_factory.mktemp("runs")
-    config = config_from_recipe("quick", data=str(fer_csv), limit=2000, epochs=2, project=str(project), name="m")
-    return train(config, verbose=0, log=lambda *_: None).best_model
+    def build(project):
+        from edgefer.train import config_from_recipe, train
+
+        config = config_from_recipe("quick", data=str(fer_csv), limit=2000, epochs=2, project=str(project), name="m")
+        return str(train(config, verbose=0, log=lambda *_: None).best_model)
+
+    return Path(built_once(tmp_path_factory, "trained_model", build))
 
 
 @pytest.fixture(scope="session")
 def exported(trained_model, fer_csv, tmp_path_factory):
-    out = tmp_path_factory.mktemp("export")
-    from convert.export import export_model
+    """float32, int8, ONNX and ONNX int8 exports of `trained_model`, with their validation rows."""
 
-    scratch = out / "scratch"  # the system temp folder for this export: it must be left empty
-    scratch.mkdir()
-    system_temp, tempfile.tempdir = tempfile.tempdir, str(scratch)
-    try:
-        with pytest.warns(UserWarning, match="calibrating int8 on 100 images"):
-            rows, folder = export_model(trained_model, out, ["float32", "int8", "onnx", "onnx_int8"], str(fer_csv),
-                                        calibration=100, limit=600, threshold=2.5, log=lambda *_: None)
-    finally:
-        tempfile.tempdir = system_temp
-    return {row.format: row for row in rows}, folder
+    def build(out):
+        import warnings
+
+        from convert.export import export_model
+
+        scratch = out / "scratch"  # the system temp folder for this export: it must be left empty
+        scratch.mkdir()
+        system_temp, tempfile.tempdir = tempfile.tempdir, str(scratch)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                rows, folder = export_model(trained_model, out, ["float32", "int8", "onnx", "onnx_int8"],
+                                            str(fer_csv), calibration=100, limit=600, threshold=2.5,
+                                            log=lambda *_: None)
+        finally:
+            tempfile.tempdir = system_temp
+        assert any("calibrating int8 on 100 images" in str(w.message) for w in caught)
+        return {"rows": [dataclasses.asdict(row) for row in rows], "folder": str(folder)}
+
+    from convert.export import ExportRow
+
+    built = built_once(tmp_path_factory, "exported", build)
+    return {row["format"]: ExportRow(**row) for row in built["rows"]}, Path(built["folder"])
 
 
 @pytest.fixture(scope="session")

@@ -67,7 +67,7 @@ def test_train_then_evaluate_end_to_end(fer_csv, tmp_path):
 
 
 def test_interrupted_run_resumes_from_last_checkpoint(fer_csv, tmp_path):
-    config = config_from_recipe("quick", data=str(fer_csv), limit=1000, epochs=3, batch_size=64,
+    config = config_from_recipe("quick", data=str(fer_csv), limit=520, epochs=3, batch_size=64,
                                 project=str(tmp_path), name="resume")
 
     def interrupt(row, improved):
@@ -83,11 +83,11 @@ def test_interrupted_run_resumes_from_last_checkpoint(fer_csv, tmp_path):
     import keras
 
     before = keras.saving.load_model(run / "weights/last.keras")
-    assert int(before.optimizer.iterations) == 2 * (1000 // 64)
+    assert int(before.optimizer.iterations) == 2 * (520 // 64)
     result = resume(run, verbose=0, log=lambda *_: None)
     assert result.epochs_run == 3
     after = keras.saving.load_model(run / "weights/last.keras")
-    assert int(after.optimizer.iterations) == 3 * (1000 // 64)  # optimizer state carried over
+    assert int(after.optimizer.iterations) == 3 * (520 // 64)  # optimizer state carried over
     history = (run / "history.csv").read_text().strip().splitlines()
     assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3"]
 

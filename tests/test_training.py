@@ -276,7 +276,13 @@ def test_ctrl_c_leaves_a_usable_model_and_names_the_run(fer_csv, tmp_path):
     while time.time() < deadline and not (run / "state.json").exists():
         time.sleep(0.2)
     child.send_signal(signal.SIGINT)
-    stdout, stderr = child.communicate(timeout=120)
+    try:
+        stdout, stderr = child.communicate(timeout=120)
+    except subprocess.TimeoutExpired:   # say whether the interrupt was handled and the exit hung, or not seen
+        child.kill()
+        stdout, stderr = child.communicate()
+        pytest.fail(f"no exit 120 s after SIGINT; history: {(run / 'history.csv').read_text()!r}; "
+                    f"stderr tail: {stderr[-1500:]!r}")
     assert child.returncode == 130, stderr[-2000:]
     assert stderr.strip().splitlines()[-1] == (
         "error: interrupted: the last finished epoch is checkpointed (weights/model.keras holds the best so far); "

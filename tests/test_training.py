@@ -269,9 +269,12 @@ def test_ctrl_c_leaves_a_usable_model_and_names_the_run(fer_csv, tmp_path):
     import time
 
     run = tmp_path / "runs" / "stop"
-    child = subprocess.Popen([sys.executable, "-m", "edgefer", "train", "--recipe", "quick", "--data", str(fer_csv),
-                              "--limit", "640", "--epochs", "40", "--project", str(tmp_path / "runs"), "--name",
-                              "stop", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "edgefer", "train", "--recipe", "quick", "--data", str(fer_csv), "--limit", "640",
+               "--epochs", "40", "--project", str(tmp_path / "runs"), "--name", "stop", "--quiet"]
+    # a terminal's Ctrl-C: the child must not inherit an ignored SIGINT (a background job of a script has
+    # one, and Python then never raises KeyboardInterrupt), so it execs with the default disposition
+    restore = f"import os, signal; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv({sys.executable!r}, {command!r})"
+    child = subprocess.Popen([sys.executable, "-c", restore], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and not (run / "state.json").exists():
         time.sleep(0.2)

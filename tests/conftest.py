@@ -117,11 +117,6 @@ def exported(trained_model, fer_csv, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def int8_model(exported) -> str:
-    return exported[0]["int8"].file
-
-
-@pytest.fixture(scope="session")
 def postgres_url(tmp_path_factory):
     """A real PostgreSQL server from Debian's package: initdb in a temp dir, started on a free local port,
     stopped at the end. .ci/run installs the package; elsewhere the test is skipped when it is missing."""

@@ -203,7 +203,7 @@ class MTCNNDetector:
         """(scale, normalised RGB level) per pyramid level, every level an area average of the full frame as
         the `mtcnn` package computes it. `area`: from one integral image (detect/pyramid.py; the package's
         values before rounding to uint8); `opencv_area`: cv2.resize INTER_AREA per level (as the package;
-        2.5x slower); `halved`: from the frame first halved (or quartered ...) by OpenCV's fast integer area
+        2.4x slower in profiles/benchmarks/detect_levers.md); `halved`: from the frame first halved (or quartered ...) by OpenCV's fast integer area
         path, then area-resized; `linear`: bilinear from the full frame (the last two cost recall)."""
         height, width = bgr.shape[:2]
         scales = [scale for scale in scale_pyramid(width, height, self.min_face_size, self.scale_factor)

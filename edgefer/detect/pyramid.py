@@ -1,10 +1,11 @@
 """MTCNN's image pyramid, area-averaged, from one integral image.
 
 OpenCV's INTER_AREA at a non-integer ratio walks the whole frame once per level (eight levels of a 640x480
-frame at a 40-px minimum face: ~6.5 ms on one core, a third of MTCNN's time). The same average is a box sum:
+frame at a 40-px minimum face: 10.0 of MTCNN's 21.8 ms on one core in profiles/benchmarks/detect_levers.md).
+The same average is a box sum:
 the integral image of a piecewise-constant image is bilinear inside each pixel, so a box with fractional
 edges sums to four bilinearly interpolated integral values. One `cv2.integral` per frame, then per level a
-gather of the corners and a few array operations (~2.5x faster). The result is INTER_AREA's value before its
+gather of the corners and a few array operations (4.3 ms in the same record). The result is INTER_AREA's value before its
 rounding to uint8 (differences <= 0.5 grey level), normalised for MTCNN and in RGB order.
 """
 

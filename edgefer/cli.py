@@ -84,7 +84,7 @@ def one_line_errors(*extra: type[BaseException], interrupted: str | None = "inte
     except MissingExtra as error:
         fail(str(error))
     except (DataError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, *extra) as error:
-        fail(str(error))
+        fail(str(error), code=getattr(error, "exit_code", 2))
     except PermissionError as error:
         fail(f"{error.filename or ''}: permission denied (expected a folder you can write to)".lstrip(": "))
     except OSError as error:
@@ -403,6 +403,8 @@ def bulk(
     detector: str = typer.Option("mtcnn", help="mtcnn, blazeface, blazeface_full or haar."),
     min_face_size: int = typer.Option(40, min=12, help="Smallest face to detect, pixels."),
     tta: bool = typer.Option(False, help="Average each face with its mirror image."),
+    tta_shift: int = typer.Option(0, min=0, max=8, help=TTA_SHIFT_HELP),
+    margin: float = typer.Option(0.0, min=0, max=2, help="Enlarge each face box by this fraction before cropping."),
     workers: Optional[int] = typer.Option(None, min=1, help="Worker actors.", show_default="the cluster's CPUs"),
     address: Optional[str] = typer.Option(None, help="An existing Ray cluster: auto, or ray://HOST:10001 (or RAY_ADDRESS).", show_default="a local Ray instance"),
     chunk_frames: int = typer.Option(300, min=1, help="Split videos into ranges of this many frames (one task each)."),
@@ -413,7 +415,8 @@ def bulk(
 
     with one_line_errors():
         config = BulkConfig(sources=list(sources), out=str(out), stride=stride, max_fps=max_fps, model=model or "",
-                            detector=detector, min_face_size=min_face_size, tta=tta, workers=workers,
+                            detector=detector, min_face_size=min_face_size, tta=tta, tta_shift=tta_shift,
+                            margin=margin, workers=workers,
                             address=address, chunk_frames=chunk_frames)
         report = _bulk_with_progress(config)
     totals = report["totals"]

@@ -44,10 +44,10 @@ def faces_of(out: Path) -> list[tuple]:
     return sorted((Path(r["file"]).name, r["frame"], r["x"], r["y"], r["w"], r["h"], r["emotion"]) for r in table)
 
 
-def run_faces(source: Path, tmp_path: Path) -> list[tuple]:
+def run_faces(source: Path, tmp_path: Path, *options: str) -> list[tuple]:
     """What `edgefer run` finds in the same file, as (file, frame, box, emotion) rows."""
     log = tmp_path / f"{source.name}.jsonl"
-    result = runner.invoke(app, ["run", "--source", str(source), "--json", str(log), "--no-show", "-q"])
+    result = runner.invoke(app, ["run", "--source", str(source), "--json", str(log), "--no-show", "-q", *options])
     assert result.exit_code == 0, result.output
     rows = []
     for line in log.read_text().splitlines():
@@ -59,13 +59,17 @@ def run_faces(source: Path, tmp_path: Path) -> list[tuple]:
 
 
 def test_bulk_finds_what_run_finds(archive, tmp_path):
+    """The same faces and expressions from both commands (one FacePipeline), with a non-default margin and TTA."""
     out = tmp_path / "out"
+    same = ["--margin", "0.25", "--tta-shift", "1"]
     result = runner.invoke(app, ["bulk", str(archive / "photos"), str(archive / "one.avi"), str(archive / "list.txt"),
-                                 "--out", str(out), "--workers", "2", "--chunk-frames", "10"])
+                                 "--out", str(out), "--workers", "2", "--chunk-frames", "10", *same])
     assert result.exit_code == 0, result.output
-    expected = sorted(run_faces(archive / "photos", tmp_path) + run_faces(archive / "one.avi", tmp_path)
-                      + run_faces(archive / "two.avi", tmp_path))
+    expected = sorted(run_faces(archive / "photos", tmp_path, *same) + run_faces(archive / "one.avi", tmp_path, *same)
+                      + run_faces(archive / "two.avi", tmp_path, *same))
     assert faces_of(out) == expected and len(expected) > 60
+    plain = sorted(run_faces(archive / "one.avi", tmp_path / "plain"))   # the options change some answers
+    assert [r[-1] for r in plain] != [r[-1] for r in expected if r[0] == "one.avi"]
     table = pq.read_table(out / "faces").to_pylist()
     videos = [r for r in table if r["file"].endswith(".avi")]
     assert all(r["timestamp_s"] == pytest.approx(r["frame"] / 15.0, abs=1e-3) for r in videos)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edgefer"
-DEVICE_PATH = ("edgefer.runtime", "edgefer.detect", "edgefer.live")
+DEVICE_PATH = ("edgefer.runtime", "edgefer.detect", "edgefer.pipeline", "edgefer.live")
 NOT_ON_DEVICE = ("edgefer.train", "edgefer.prune", "edgefer.profile", "edgefer.sweep", "convert")
 HEAVY = ("tensorflow", "keras", "mtcnn", "tf2onnx", "onnx", "optuna", "matplotlib", "ray", "jax")
 # the only device-path files that may name a heavy package: the Keras backend (for .keras files, behind

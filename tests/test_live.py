@@ -323,7 +323,6 @@ def test_bad_run_sources(int8_model, tmp_path):
     image = tmp_path / "face.png"
     cv2.imwrite(str(image), np.full((64, 64, 3), 90, np.uint8))
     for args, message in [
-        (["--camera", "7"], "--camera 7: could not be opened"),
         (["--source", str(tmp_path / "missing.mp4")], "no such file, folder, camera index or stream URL"),
         (["--source", __file__], "not a video OpenCV can decode"),
         (["--source", str(image), "--device", "toaster"], "unknown device profile"),
@@ -332,3 +331,16 @@ def test_bad_run_sources(int8_model, tmp_path):
         result = runner.invoke(app, ["run", *args, "--model", int8_model, "--no-show"])
         assert result.exit_code == 2 and message in result.output, (args, result.output)
         assert "Traceback" not in result.output
+
+
+def test_a_missing_camera_says_each_retry_then_exits_3(int8_model):
+    """The device service's first minutes (issue 32, item 0): no camera is a source error with exit 3, each
+    retry is one line, and no traceback (the opener's cleanup used to fail on the released capture)."""
+    result = runner.invoke(app, ["run", "--camera", "7", "--model", int8_model, "--no-show"])
+    assert result.exit_code == 3 and "--camera 7: could not be opened" in result.output, result.output
+    result = runner.invoke(app, ["run", "--camera", "7", "--model", int8_model, "--no-show", "--retry-seconds", "1.5"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 3 and "Traceback" not in result.output, result.output
+    assert [line.split(";")[1].strip() for line in lines[:2]] == ["retry 1 in 1 s (0.5 s of --retry-seconds left after it)",
+                                                                   "retry 2 in 0.5 s (0 s of --retry-seconds left after it)"]
+    assert lines[-1] == "error: --camera 7: could not be opened after retrying for 1.5 s (is it connected and free?)"

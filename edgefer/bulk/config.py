@@ -22,6 +22,8 @@ class BulkConfig:
     detector: str = "mtcnn"
     min_face_size: int = 40
     tta: bool = False
+    tta_shift: int = 0                 # TTA also over shifted views (as edgefer run)
+    margin: float = 0.0                # enlarge each box before cropping (as edgefer run)
     workers: int | None = None         # actors; default: the cluster's CPUs (at least 1)
     address: str | None = None         # None: a local Ray instance; "auto" or ray://HOST:10001: a cluster
     chunk_frames: int = 300            # a long video is split into ranges of this many frames
@@ -34,6 +36,8 @@ class BulkConfig:
             (self.max_fps is None or self.max_fps > 0, "--max-fps", self.max_fps, "frames per second > 0"),
             (self.detector in DETECTOR_NAMES, "--detector", self.detector, f"one of {', '.join(DETECTOR_NAMES)}"),
             (self.min_face_size >= 12, "--min-face-size", self.min_face_size, "at least 12 pixels"),
+            (0 <= self.margin <= 2, "--margin", self.margin, "a fraction 0-2"),
+            (0 <= self.tta_shift <= 8, "--tta-shift", self.tta_shift, "pixels 0-8"),
             (self.workers is None or self.workers >= 1, "--workers", self.workers, "an integer >= 1"),
             (self.chunk_frames >= 1, "--chunk-frames", self.chunk_frames, "an integer >= 1"),
         ]

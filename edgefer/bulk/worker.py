@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 
 from edgefer.bulk.config import FACE_COLUMNS, PROBABILITY_COLUMNS, BulkConfig
-from edgefer.detect import crop_face, make_detector, to_gray
 from edgefer.files import atomic_path, write_json
-from edgefer.runtime import DEFAULT_MODEL, load_classifier
+from edgefer.pipeline import FacePipeline
+from edgefer.runtime import DEFAULT_MODEL
 
 
 def part_paths(out: Path, task: dict) -> tuple[Path, Path]:
@@ -38,9 +38,10 @@ class TaskProcessor:
     def __init__(self, config: BulkConfig):
         self.config = config
         self.model_path = config.model or str(DEFAULT_MODEL)
-        self.classifier = load_classifier(self.model_path, threads=config.threads)
-        self.detector = make_detector(config.detector, min_face_size=config.min_face_size, threads=config.threads)
-        self.names = self.classifier.info.class_names
+        # no tracking: a task's frames are a sample of a video, and ids would differ by how it was split
+        self.pipeline = FacePipeline.create(self.model_path, config.detector, config.min_face_size, config.threads,
+                                            margin=config.margin, tta=config.tta, tta_shift=config.tta_shift,
+                                            track=False)
         self.node = _node_id()
 
     def __call__(self, batch: dict) -> dict:
@@ -99,22 +100,10 @@ class TaskProcessor:
                 capture.release()
 
     def _faces(self, file: str, index: int, timestamp, image) -> list[dict]:
-        detections = self.detector.detect(image)
-        if not detections:
-            return []
-        gray = to_gray(image)
-        size = self.classifier.info.input_size
-        crops = np.stack([crop_face(gray, d, size) for d in detections])
-        probabilities = self.classifier.predict_tta(crops) if self.config.tta else self.classifier.predict(crops)
-        rows = []
-        for d, p in zip(detections, probabilities):
-            row = {"file": file, "frame": index, "timestamp_s": None if timestamp is None else round(timestamp, 4),
-                   "x": d.x, "y": d.y, "w": d.w, "h": d.h, "score": round(d.score, 4),
-                   "emotion": self.names[int(np.argmax(p))],
-                   **{column: round(float(v), 4) for column, v in zip(PROBABILITY_COLUMNS, p)},
-                   "model": Path(self.model_path).name, "detector": self.config.detector}
-            rows.append(row)
-        return rows
+        timestamp = None if timestamp is None else round(timestamp, 4)
+        return [face.as_row(file=file, frame=index, timestamp_s=timestamp, model=Path(self.model_path).name,
+                            detector=self.config.detector)
+                for face in self.pipeline.faces(image)]
 
     def _write(self, task: dict, rows: list[dict], record: dict) -> None:
         import pyarrow as pa

@@ -6,7 +6,7 @@ from pathlib import Path
 from edgefer.live.config import STAGES, RunConfig, RunSummary
 from edgefer.live.loop import run
 from edgefer.live.sources import FrameSource, SourceError
-from edgefer.live.tracks import FaceTracks, box_iou
+from edgefer.pipeline.tracks import FaceTracks, box_iou
 
 DEMO_IMAGE = Path(__file__).resolve().parents[1] / "assets" / "astronaut.jpg"
 

@@ -13,14 +13,12 @@ from pathlib import Path
 import threading
 import time
 
-import numpy as np
-
-from edgefer.detect import Detection, crop_face, make_detector, to_gray
+from edgefer.detect import Detection
 from edgefer.live.config import EXIT_DAMAGED, EXIT_SIGNAL, STAGES, RunConfig, RunSummary
 from edgefer.live.outputs import Outputs, draw_faces
 from edgefer.live.sources import FrameSource
-from edgefer.live.tracks import FaceTracks
-from edgefer.runtime import DEFAULT_MODEL, load_classifier
+from edgefer.pipeline import FacePipeline
+from edgefer.runtime import DEFAULT_MODEL
 
 
 class Stopped(KeyboardInterrupt):
@@ -58,7 +56,7 @@ def run(config: RunConfig, on_frame=None, log=None) -> RunSummary:
     """
     config.validate()
     with _browser_view(config, log) as view:
-        return _loop(config, on_frame, view)
+        return _loop(config, on_frame, view, log)
 
 
 @contextlib.contextmanager
@@ -76,13 +74,12 @@ def _browser_view(config: RunConfig, log):
         yield state
 
 
-def _loop(config: RunConfig, on_frame, view) -> RunSummary:
-    source = FrameSource(config.source, config.resolution, config.retry_seconds)
-    classifier = load_classifier(config.model or DEFAULT_MODEL, threads=config.threads, providers=config.providers)
-    detector = make_detector(config.detector, min_face_size=config.min_face_size, threads=config.threads)
+def _loop(config: RunConfig, on_frame, view, log=None) -> RunSummary:
+    source = FrameSource(config.source, config.resolution, config.retry_seconds, log=log)
+    pipeline = FacePipeline.create(config.model, config.detector, config.min_face_size, config.threads,
+                                   config.providers, margin=config.margin, tta=config.tta,
+                                   tta_shift=config.tta_shift, smoothing=config.smoothing)
     photos = source.kind in ("image", "folder")   # unrelated pictures: no tracks, no held boxes between them
-    tracks = FaceTracks(config.smoothing)
-    names = classifier.info.class_names
     summary = RunSummary()
     detections: list[Detection] = []
     clock = time.perf_counter
@@ -97,14 +94,14 @@ def _loop(config: RunConfig, on_frame, view) -> RunSummary:
                     break
                 t1 = clock()
                 if photos:
-                    tracks = FaceTracks(config.smoothing)
+                    pipeline.reset()
                 if photos or summary.frames % config.detect_every == 0:
-                    detections = detector.detect(frame.image)
+                    detections = pipeline.detect(frame.image)
                 t2 = clock()
-                faces = _classify(frame.image, detections, classifier, tracks, config, names)
+                faces = pipeline.classify(frame.image, detections)
                 t3 = clock()
                 record = {"frame": frame.index, "timestamp": None if frame.timestamp is None else round(frame.timestamp, 4),
-                          **({"file": frame.file} if frame.file else {}), "faces": faces}
+                          **({"file": frame.file} if frame.file else {}), "faces": [f.as_record() for f in faces]}
                 drawing = outputs.needs_drawing or (view is not None and view.wants_frames())
                 annotated = draw_faces(frame.image, faces) if drawing else None
                 outputs.write(frame, record, annotated)
@@ -132,21 +129,3 @@ def _loop(config: RunConfig, on_frame, view) -> RunSummary:
             summary.reconnects = source.reconnects
     return summary
 
-
-def _classify(frame, detections, classifier, tracks, config, names) -> list[dict]:
-    if not detections:
-        tracks.update([], np.zeros((0, len(names)), np.float32))
-        return []
-    gray = to_gray(frame)
-    size = classifier.info.input_size
-    crops = np.stack([crop_face(gray, d, size, config.margin) for d in detections])
-    if config.tta or config.tta_shift:
-        probabilities = classifier.predict_tta(crops, shift=config.tta_shift)
-    else:
-        probabilities = classifier.predict(crops)
-    ids, probabilities = tracks.update(detections, probabilities)
-    return [
-        {"id": track, "box": d.box, "score": round(d.score, 4), "emotion": names[int(np.argmax(p))],
-         "probabilities": {n: round(float(v), 4) for n, v in zip(names, p)}}
-        for track, d, p in zip(ids, detections, probabilities)
-    ]

@@ -21,15 +21,21 @@ BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 
 class SourceError(RuntimeError):
-    """The source cannot be opened or read; one line."""
+    """The source cannot be opened or read; one line. `exit_code` 2: bad input (no such file, not a video);
+    3: a camera or stream that is not there (or gone for good) after its retries."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class FrameSource:
     """Iterates Frames. After iteration, `stopped` says why it ended, `damaged` whether it broke off,
     `unreadable` lists the files of a folder that did not decode, `reconnects` counts reopenings."""
 
-    def __init__(self, source: str, resolution=None, retry_seconds: float = 0.0, sleep=time.sleep):
+    def __init__(self, source: str, resolution=None, retry_seconds: float = 0.0, sleep=time.sleep, log=None):
         self.source, self.resolution, self.retry_seconds, self.sleep = source, resolution, retry_seconds, sleep
+        self.log = log or (lambda line: None)
         self.kind, self.fps = self.kind_of(source), 30.0
         self.stopped, self.damaged = "end of source", False
         self.unreadable: list[str] = []
@@ -94,8 +100,11 @@ class FrameSource:
         """A lost camera or stream, reopened with backoff until `retry_seconds` have passed; None: gone."""
         capture.release()
         waited, attempt = 0.0, 0
+        name = f"camera {self.source}" if self.kind == "camera" else self.source
         while waited < self.retry_seconds:
             pause = min(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)], self.retry_seconds - waited)
+            self.log(f"{name}: no frames; retry {attempt + 1} in {pause:g} s "
+                     f"({self.retry_seconds - waited - pause:g} s of --retry-seconds left after it)")
             self.sleep(pause)
             waited += pause
             attempt += 1
@@ -114,10 +123,11 @@ class FrameSource:
             if not capture.isOpened():
                 capture = self._reopen(capture) if live and self.retry_seconds else capture
                 if capture is None or not capture.isOpened():
-                    what = {"camera": f"--camera {self.source}: could not be opened (is it connected and free?)",
-                            "stream": f"--source {self.source}: stream could not be opened",
+                    retried = f" after retrying for {self.retry_seconds:g} s" if live and self.retry_seconds else ""
+                    what = {"camera": f"--camera {self.source}: could not be opened{retried} (is it connected and free?)",
+                            "stream": f"--source {self.source}: stream could not be opened{retried}",
                             "video": f"--source {self.source}: not a video OpenCV can decode"}[self.kind]
-                    raise SourceError(what)
+                    raise SourceError(what, exit_code=3 if live else 2)
             self.fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
             expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
             index, started = 0, time.perf_counter()
@@ -144,4 +154,5 @@ class FrameSource:
                 yield Frame(index, timestamp, frame, None)
                 index += 1
         finally:
-            capture.release()
+            if capture is not None:   # None: a retry that gave up has released it already
+                capture.release()

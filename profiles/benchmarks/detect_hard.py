@@ -22,7 +22,8 @@ import cv2
 import numpy as np
 
 from edgefer.data import read_fer_csv
-from edgefer.detect import crop_face, make_detector, to_gray
+from edgefer.detect import make_detector
+from edgefer.pipeline import FacePipeline
 from edgefer.labels import CLASS_NAMES
 from edgefer.live import box_iou
 from edgefer.runtime import DEFAULT_MODEL, load_classifier
@@ -113,16 +114,16 @@ class PackageMTCNN:
 
 
 def evaluate(detector, scenes, classifier) -> dict:
+    pipeline = FacePipeline(detector, classifier, track=False)
     hits, fps, correct, total = 0, 0, 0, 0
     by_class = {name: [0, 0] for name in CLASS_NAMES}
     by_size = {band: [0, 0] for band in SIZE_BANDS}
     for scene in scenes:
-        found = detector.detect(scene.image)
-        gray = to_gray(scene.image)
+        found = pipeline.faces(scene.image)
         matched = set()
         for box, label in zip(scene.boxes, scene.labels):
             total += 1
-            ious = [box_iou(d.box, box) for d in found]
+            ious = [box_iou(f.box, box) for f in found]
             best = int(np.argmax(ious)) if ious else -1
             hit = best >= 0 and ious[best] >= 0.4
             band = next(b for b in SIZE_BANDS if b[0] <= box[2] < b[1])
@@ -133,8 +134,7 @@ def evaluate(detector, scenes, classifier) -> dict:
                 matched.add(best)
                 by_class[CLASS_NAMES[label]][0] += 1
                 by_size[band][0] += 1
-                crop = crop_face(gray, found[best], classifier.info.input_size)
-                correct += int(np.argmax(classifier.predict(crop[None])[0]) == label)
+                correct += int(found[best].expression == CLASS_NAMES[label])
         fps += len(found) - len(matched)
     return {"recall": hits / total, "fp_per_frame": fps / len(scenes), "accuracy": correct / total, "faces": total,
             "by_class": {k: v[0] / v[1] if v[1] else float("nan") for k, v in by_class.items()},

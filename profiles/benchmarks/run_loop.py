@@ -17,11 +17,9 @@ import time
 for blocked in ("tensorflow", "keras", "mtcnn"):
     sys.modules[blocked] = None  # prove the loop needs none of them
 
-import numpy as np
 
 from edgefer.compose import compose_frames, write_video
 from edgefer.data import read_fer_csv
-from edgefer.detect import make_detector
 from edgefer.runtime import DEFAULT_MODEL
 from edgefer.live import RunConfig, box_iou, run
 from edgefer.profile.sampler import high_water_mark
@@ -38,24 +36,19 @@ def loop_speed(video: str, model: str, detector: str, min_face: int, threads: in
 
 
 def recall_and_accuracy(frames, detector_name: str, min_face: int, model: str) -> dict:
-    from edgefer.detect import crop_face, to_gray
-    from edgefer.runtime import load_classifier
+    from edgefer.pipeline import FacePipeline
 
-    detector = make_detector(detector_name, min_face_size=min_face, threads=1)
-    classifier = load_classifier(model, threads=1)
+    pipeline = FacePipeline.create(model, detector_name, min_face, threads=1, track=False)
     found = correct = total = false_positives = 0
     for frame in frames:
-        detections = detector.detect(frame.image)
-        gray = to_gray(frame.image)
+        faces = pipeline.faces(frame.image)
         for box, label in zip(frame.boxes, frame.labels):
             total += 1
-            scored = [(box_iou(box, d.box), d) for d in detections]
-            iou, match = max(scored, key=lambda x: x[0], default=(0.0, None))
+            iou, match = max(((box_iou(box, f.box), f) for f in faces), key=lambda x: x[0], default=(0.0, None))
             if iou >= 0.4:
                 found += 1
-                probabilities = classifier.predict(crop_face(gray, match, classifier.info.input_size))
-                correct += int(np.argmax(probabilities) == label)
-        false_positives += sum(1 for d in detections if max(box_iou(b, d.box) for b in frame.boxes) < 0.4)
+                correct += int(match.expression == pipeline.class_names[label])
+        false_positives += sum(1 for f in faces if max(box_iou(b, f.box) for b in frame.boxes) < 0.4)
     return {"recall": found / total, "accuracy_end_to_end": correct / total,
             "accuracy_on_detected": correct / max(found, 1), "false_positives": false_positives, "faces": total}
 

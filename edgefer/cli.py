@@ -17,6 +17,9 @@ from typing import List, Optional
 import typer
 import typer.core
 
+from edgefer.bulk.config import BulkConfig
+from edgefer.cli_options import config_options, pick
+from edgefer.live.config import RunConfig
 from edgefer.tfenv import StderrFilter, configure_tensorflow
 
 # click's exception base, whether typer uses click or (typer >= 0.26) its own vendored copy of it
@@ -300,33 +303,16 @@ def export(
 
 
 @app.command()
+@config_options(RunConfig)
 def run(
     ctx: typer.Context,
     camera: Optional[int] = typer.Option(None, min=0, help="Camera index for OpenCV VideoCapture (e.g. 0).", show_default=False),
     source: Optional[str] = typer.Option(None, help="Video file, image, folder of images or stream URL; 'demo' for the shipped photo.", show_default="camera 0"),
-    model: Optional[str] = typer.Option(None, help="Classifier .tflite/.onnx/.keras.", show_default="the shipped int8 mini-Xception"),
     device: Optional[str] = typer.Option(None, help="Device profile (rpi4, rpi5, jetson) or a profile .json; explicit options win.", show_default=False),
-    detector: str = typer.Option("mtcnn", help="Face detector: mtcnn (LiteRT, the paper's), blazeface (LiteRT, fast, faces near the camera), blazeface_full (farther faces) or haar (OpenCV)."),
-    min_face_size: int = typer.Option(40, min=12, max=4096, help="Smallest face to detect, pixels."),
-    detect_every: int = typer.Option(1, min=1, help="Detect every k frames, holding tracked boxes in between."),
-    smoothing: float = typer.Option(0.0, min=0, max=0.99, help="EMA weight of the past for each tracked face's probabilities (0 = off)."),
-    threads: int = typer.Option(1, min=1, max=256, help="Inference threads."),
-    margin: float = typer.Option(0.0, min=0, max=2, help="Enlarge each face box by this fraction before cropping."),
     resolution: Optional[str] = typer.Option(None, help="Camera capture size WxH, e.g. 640x480.", show_default="the camera's"),
-    tta: bool = typer.Option(False, help="Average each face's prediction with its mirror image (2x classify cost)."),
-    tta_shift: int = typer.Option(0, min=0, max=8, help=TTA_SHIFT_HELP),
-    max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after this many frames.", show_default="no limit"),
-    save: Optional[str] = typer.Option(None, help="Annotated video (.mp4/.avi), or a folder for annotated images.", show_default=False),
-    json_out: Optional[str] = typer.Option(None, "--json", help="JSON Lines per frame, appended (flushed every frame).", show_default=False),
-    rotate_mb: float = typer.Option(0.0, min=0, help="Rotate the --json file when it passes this size (file.1, file.2 ...); 0: never."),
-    retry_seconds: float = typer.Option(0.0, min=0, help="Camera/stream: keep reopening a lost source for this long (backoff 1-30 s); 0: stop at once."),
-    serve: Optional[str] = typer.Option(None, help="Browser view on [HOST:]PORT: / (page), /stream.mjpg, /events, /metrics, /healthz; a bare port binds 127.0.0.1.", show_default=False),
-    serve_token: Optional[str] = typer.Option(None, envvar="EDGEFER_SERVE_TOKEN", help="Require this token on every request (Authorization: Bearer TOKEN or ?token=TOKEN).", show_default=False),
-    serve_max_viewers: int = typer.Option(4, min=1, max=64, help="Most concurrent stream/event viewers."),
-    serve_stall_seconds: float = typer.Option(5.0, min=0.1, help="/healthz answers 503 this long after the last frame."),
-    show: bool = typer.Option(True, help="Show a window when OpenCV has a GUI and a display exists."),
     faces: Optional[bool] = typer.Option(None, "--faces/--no-faces", help="Print every face of every frame.", show_default="on for images and folders"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the summary."),
+    **options,
 ):
     """The real-time loop: detect faces, classify expressions, overlay, save; no TensorFlow needed."""
     from edgefer import live
@@ -335,15 +321,11 @@ def run(
     with one_line_errors(live.SourceError):
         if camera is not None and source is not None:
             fail("give either --camera or --source, not both")
-        options = given(ctx, "camera", "source", "device", "faces", "quiet", "show", "json_out", "save", "resolution",
-                        "max_frames")
-        config = live.RunConfig(
-            source=_run_source(camera, source), max_frames=max_frames, save=save, json_path=json_out, show=show,
-            resolution=_parse_resolution(resolution) if resolution else None,
-            **{k: v for k, v in ctx.params.items() if k in live.RunConfig.__dataclass_fields__ and k not in (
-                "source", "max_frames", "save", "json_path", "show", "resolution")})
+        explicit = set(given(ctx, "camera", "source", "device", "faces", "quiet"))
+        config = RunConfig(source=_run_source(camera, source),
+                           resolution=_parse_resolution(resolution) if resolution else None,
+                           **{k: "" if k == "model" and v is None else v for k, v in pick(RunConfig, options).items()})
         if device:
-            explicit = set(options) | ({"resolution"} if resolution else set())
             config = apply_profile(config, load_profile(device), explicit)
         print_faces = faces if faces is not None else live.FrameSource.kind_of(config.source) in ("image", "folder")
 
@@ -394,30 +376,18 @@ def _print_run_summary(summary) -> None:
 
 
 @app.command()
+@config_options(BulkConfig)
 def bulk(
     sources: List[str] = typer.Argument(..., help="Images, videos, folders (recursive), globs, or text files listing paths or URIs."),
     out: Path = typer.Option(..., help="Results folder: faces/ (Parquet dataset), files.parquet, summary.csv; rerun to resume.", show_default=False),
-    stride: int = typer.Option(1, min=1, help="Every Nth frame of a video."),
-    max_fps: Optional[float] = typer.Option(None, min=0.01, help="Sample videos at most this many frames per second.", show_default="every frame"),
-    model: Optional[str] = typer.Option(None, help="Classifier .tflite/.onnx/.keras.", show_default="the shipped int8 mini-Xception"),
-    detector: str = typer.Option("mtcnn", help="mtcnn, blazeface, blazeface_full or haar."),
-    min_face_size: int = typer.Option(40, min=12, help="Smallest face to detect, pixels."),
-    tta: bool = typer.Option(False, help="Average each face with its mirror image."),
-    tta_shift: int = typer.Option(0, min=0, max=8, help=TTA_SHIFT_HELP),
-    margin: float = typer.Option(0.0, min=0, max=2, help="Enlarge each face box by this fraction before cropping."),
-    workers: Optional[int] = typer.Option(None, min=1, help="Worker actors.", show_default="the cluster's CPUs"),
-    address: Optional[str] = typer.Option(None, help="An existing Ray cluster: auto, or ray://HOST:10001 (or RAY_ADDRESS).", show_default="a local Ray instance"),
-    chunk_frames: int = typer.Option(300, min=1, help="Split videos into ranges of this many frames (one task each)."),
+    **options,
 ):
     """Expressions for whole archives of images and videos on Ray Data: one Parquet row per face."""
     needs_extra("bulk", ("ray", "pyarrow"), "bulk")
-    from edgefer.bulk import BulkConfig
 
     with one_line_errors():
-        config = BulkConfig(sources=list(sources), out=str(out), stride=stride, max_fps=max_fps, model=model or "",
-                            detector=detector, min_face_size=min_face_size, tta=tta, tta_shift=tta_shift,
-                            margin=margin, workers=workers,
-                            address=address, chunk_frames=chunk_frames)
+        config = BulkConfig(sources=list(sources), out=str(out),
+                            **{k: "" if k == "model" and v is None else v for k, v in pick(BulkConfig, options).items()})
         report = _bulk_with_progress(config)
     totals = report["totals"]
     typer.echo(f"{'file':<48}{'frames':>8}{'faces':>8}{'dominant':>10}  status")

@@ -28,7 +28,7 @@ def test_mtcnn_lite_finds_the_same_faces_as_the_mtcnn_package(name):
 
     rgb = photos()[name]
     reference = [d["box"] for d in MTCNN().detect_faces(rgb)]
-    ours = MTCNNDetector().detect(np.ascontiguousarray(rgb[..., ::-1]))  # edgefer takes BGR
+    ours = MTCNNDetector(min_face_size=20).detect(np.ascontiguousarray(rgb[..., ::-1]))  # edgefer takes BGR
     assert len(ours) == len(reference) >= 1
     for box in reference:
         assert max(box_iou(box, d.box) for d in ours) >= 0.9, (box, [d.box for d in ours])
@@ -40,7 +40,7 @@ def test_haar_is_selectable_and_finds_the_face():
     assert isinstance(detector, HaarDetector)
     faces = detector.detect(bgr)
     assert len(faces) == 1 and box_iou(faces[0].box, [182, 64, 83, 107]) > 0.5
-    with pytest.raises(ValueError, match="unknown detector 'yolo'"):
+    with pytest.raises(ValueError, match="--detector yolo: expected one of mtcnn, "):
         make_detector("yolo")
 
 
@@ -143,3 +143,32 @@ def test_haar_honours_threads():
     detector._detect_multi_scale = lambda gray: (seen.append(cv2.getNumThreads()), original(gray))[1]
     detector.detect(cv2.imread(str(DEMO_IMAGE)))
     assert seen == [1] and cv2.getNumThreads() == before
+
+
+def test_yunet_agrees_with_mtcnn_on_real_photos_and_gives_landmarks():
+    """YuNet (OpenCV's FaceDetectorYN, shipped ONNX) finds the faces MTCNN finds on the package's photos,
+    each with five landmarks inside its box; a grey or BGRA frame works, and a blank one gives nothing."""
+    for name in ("astronaut", "group"):
+        bgr = np.ascontiguousarray(photos()[name][..., ::-1])
+        mtcnn = MTCNNDetector(min_face_size=20).detect(bgr)
+        yunet = make_detector("yunet", min_face_size=20).detect(bgr)
+        assert len(yunet) == len(mtcnn) >= 1, (name, [d.box for d in yunet], [d.box for d in mtcnn])
+        for face in mtcnn:
+            assert max(box_iou(face.box, d.box) for d in yunet) >= 0.6
+        for d in yunet:
+            assert len(d.landmarks) == 5 and 0.6 <= d.score <= 1
+            assert all(d.x <= x <= d.x + d.w and d.y <= y <= d.y + d.h for x, y in d.landmarks)
+        gray = make_detector("yunet", min_face_size=20).detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+        assert all(max(box_iou(face.box, d.box) for d in gray) >= 0.8 for face in yunet)
+    assert make_detector("yunet").detect(np.full((480, 640, 3), 127, np.uint8)) == []
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"score_threshold": 1.5}, "--score-threshold 1.5: expected a probability between 0 and 1"),
+    ({"nms_threshold": 0}, "--nms-threshold 0: expected an IoU between 0 and 1"),
+])
+def test_yunet_refuses_bad_thresholds(options, message):
+    with pytest.raises(ValueError, match=message):
+        make_detector("yunet", **options)
+    with pytest.raises(ValueError, match="--score-threshold 0.5: the mtcnn detector has none"):
+        make_detector("mtcnn", score_threshold=0.5)

@@ -100,7 +100,7 @@ def _pipeline(ray, config: BulkConfig, todo: list[dict], address, loud: bool, lo
         for name in ("ray", "ray.data", "ray.data._internal"):
             logging.getLogger(name).setLevel(logging.ERROR)
     cpus = max(1.0, float(ray.cluster_resources().get("CPU", 1)))
-    workers = config.workers or max(1, int(cpus))
+    workers = min(config.workers or max(1, int(cpus)), len(todo))   # an actor per task at most
     per_actor = min(1.0, cpus / (workers + 1))   # fractional: leave a CPU's worth for Ray Data's own tasks
     log(f"ray: {len(ray.nodes())} node(s), {cpus:g} CPU(s); {workers} worker(s) at {per_actor:.2f} CPU each"
         + (f" on {address}" if address else " (local)"))

@@ -39,9 +39,7 @@ class TaskProcessor:
         self.config = config
         self.model_path = config.model or str(DEFAULT_MODEL)
         # no tracking: a task's frames are a sample of a video, and ids would differ by how it was split
-        self.pipeline = FacePipeline.create(self.model_path, config.detector, config.min_face_size, config.threads,
-                                            margin=config.margin, tta=config.tta, tta_shift=config.tta_shift,
-                                            track=False)
+        self.pipeline = FacePipeline.from_options(config, track=False)
         self.node = _node_id()
 
     def __call__(self, batch: dict) -> dict:

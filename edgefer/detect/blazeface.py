@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgefer.detect.types import Detection
+from edgefer.detect.types import MIN_FACE_SIZE, Detection
 from edgefer.runtime.litert import allocate, make_interpreter
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -85,12 +85,12 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float = 0.3) 
 class BlazeFaceDetector:
     """detect(BGR or gray uint8 image) -> detections (score: the model's face probability)."""
 
-    def __init__(self, min_face_size: int = 20, variant: str = "short", threads: int | None = 1,
-                 min_score: float = 0.5, nms_threshold: float = 0.3, weights: Path = WEIGHTS):
+    def __init__(self, min_face_size: int = MIN_FACE_SIZE, variant: str = "short", threads: int | None = 1,
+                 score_threshold: float = 0.5, nms_threshold: float = 0.3, weights: Path = WEIGHTS):
         if variant not in VARIANTS:
             raise ValueError(f"unknown BlazeFace variant {variant!r}; expected one of {', '.join(VARIANTS)}")
         self.variant, self.min_face_size = VARIANTS[variant], min_face_size
-        self.min_score, self.nms_threshold = min_score, nms_threshold
+        self.min_score, self.nms_threshold = score_threshold, nms_threshold
         self.name = "blazeface" if variant == "short" else "blazeface_full"
         path = Path(weights) / self.variant.file
         if not path.is_file():

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from edgefer.detect.crop import to_gray
-from edgefer.detect.types import Detection
+from edgefer.detect.types import MIN_FACE_SIZE, Detection
 
 
 class HaarDetector:
@@ -15,7 +15,7 @@ class HaarDetector:
 
     name = "haar"
 
-    def __init__(self, min_face_size: int = 30, scale_factor: float = 1.1, min_neighbors: int = 5, threads=None,
+    def __init__(self, min_face_size: int = MIN_FACE_SIZE, scale_factor: float = 1.1, min_neighbors: int = 5, threads=None,
                  equalize: bool = False):
         """`equalize`: histogram-equalise first. Off by default: on the hard-scene benchmark it cost recall
         (0.341 with, 0.515 without; profiles/benchmarks/detect_hard.md), which is why the `fer` package,

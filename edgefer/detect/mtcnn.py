@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from edgefer.detect.pyramid import AreaPyramid
-from edgefer.detect.types import Detection
+from edgefer.detect.types import MIN_FACE_SIZE, Detection
 from edgefer.runtime.litert import allocate, litert_interpreter_class, make_interpreter
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -154,7 +154,7 @@ class MTCNNDetector:
 
     name = "mtcnn"
 
-    def __init__(self, min_face_size: int = 20, scale_factor: float = 0.709,
+    def __init__(self, min_face_size: int = MIN_FACE_SIZE, scale_factor: float = 0.709,
                  thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8), threads: int | None = 1,
                  weights: Path = WEIGHTS, bucket_of=next_power_of_two, pyramid: str = "area",
                  proposal_nms: float = 0.7):

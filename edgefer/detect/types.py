@@ -9,7 +9,10 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 # every detector make_detector knows (edgefer.detect.registry builds exactly these); configs validate against it
-DETECTOR_NAMES = ("mtcnn", "blazeface", "blazeface_full", "haar")
+DETECTOR_NAMES = ("mtcnn", "blazeface", "blazeface_full", "haar", "yunet")
+# the one default smallest face (pixels) of every detector, `edgefer run` and `edgefer bulk`: a face across a
+# room at 640x480 (a 20-pixel face is too small for a 48-pixel classifier input to say much)
+MIN_FACE_SIZE = 40
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """What `edgefer run` is told (RunConfig), each frame it reads (Frame) and what it reports (RunSummary).
-A leaf: imports only the detector names from the detection leaf."""
+A leaf: imports only the option declarations and the pipeline's options leaf."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from edgefer.detect.types import DETECTOR_NAMES
+from edgefer.errors import OptionError
+from edgefer.options import check, option
+from edgefer.pipeline.config import PipelineOptions
 
 STAGES = ("capture", "detect", "classify", "draw")
 
@@ -19,50 +21,41 @@ EXIT_SIGNAL = {"SIGINT": 130, "SIGHUP": 129, "SIGTERM": 143}   # 128 + the signa
 
 
 @dataclass
-class RunConfig:
-    source: str = "0"
-    model: str = ""
-    detector: str = "mtcnn"
-    min_face_size: int = 40
-    detect_every: int = 1          # run the detector every k frames; hold tracked boxes in between
-    smoothing: float = 0.0         # EMA weight of the past for each tracked face's probabilities (0 = off)
-    threads: int = 1
-    margin: float = 0.0
-    tta: bool = False              # average each face with its mirror image
-    tta_shift: int = 0             # also with both moved this many pixels four ways (10 views; implies tta)
-    max_frames: int | None = None
-    save: str | None = None        # annotated video (.mp4/.avi) or a folder for images
-    json_path: str | None = None   # JSON Lines, appended: a restart never empties it
-    rotate_mb: float = 0.0         # rotate json_path past this size (file.1 ... file.5); 0: never
-    retry_seconds: float = 0.0     # camera/stream: keep reopening a lost source this long (backoff 1-30 s)
-    show: bool = True
-    resolution: tuple[int, int] | None = None  # camera capture size request
-    providers: list[str] | None = None          # ONNX Runtime execution providers, in order of preference
-    serve: str | None = None       # [HOST:]PORT of the browser view (a bare port binds 127.0.0.1)
-    serve_token: str | None = None  # required on every request when set (or EDGEFER_SERVE_TOKEN)
-    serve_max_viewers: int = 4
-    serve_stall_seconds: float = 5.0  # /healthz turns 503 this long after the last frame
+class RunConfig(PipelineOptions):
+    """`edgefer run`: the pipeline's options (PipelineOptions) and the loop's. Each field is declared once:
+    the command line's options, their defaults, ranges and help come from here (edgefer.options)."""
+
+    source: str = option("0", cli=False, help="Camera index, video, image, folder or stream URL.")
+    detect_every: int = option(1, min=1, help="Detect every k frames, holding tracked boxes in between.")
+    smoothing: float = option(0.0, min=0, max=0.99,
+                              help="EMA weight of the past for each tracked face's probabilities (0 = off).")
+    max_frames: int | None = option(None, min=1, help="Stop after this many frames.", show_default="no limit")
+    save: str | None = option(None, show_default=False,
+                              help="Annotated video (.mp4/.avi), or a folder for annotated images.")
+    json_path: str | None = option(None, flag="--json", show_default=False,
+                                   help="JSON Lines per frame, appended (flushed every frame).")
+    rotate_mb: float = option(0.0, min=0,
+                              help="Rotate the --json file when it passes this size (file.1, file.2 ...); 0: never.")
+    retry_seconds: float = option(0.0, min=0, help="Camera/stream: keep reopening a lost source for this long "
+                                                   "(backoff 1-30 s, a line per retry); 0: stop at once.")
+    show: bool = option(True, help="Show a window when OpenCV has a GUI and a display exists.")
+    resolution: tuple[int, int] | None = option(None, cli=False, expected="WIDTHxHEIGHT",
+                                                help="Camera capture size WxH, e.g. 640x480.")
+    providers: list[str] | None = option(None, cli=False, help="ONNX Runtime execution providers, in order.")
+    serve: str | None = option(None, show_default=False,
+                               help="Browser view on [HOST:]PORT: / (page), /stream.mjpg, /events, /metrics, "
+                                    "/healthz; a bare port binds 127.0.0.1.")
+    serve_token: str | None = option(None, envvar="EDGEFER_SERVE_TOKEN", show_default=False,
+                                     help="Require this token on every request (Authorization: Bearer TOKEN or "
+                                          "?token=TOKEN).")
+    serve_max_viewers: int = option(4, min=1, max=64, help="Most concurrent stream/event viewers.")
+    serve_stall_seconds: float = option(5.0, min=0.1, help="/healthz answers 503 this long after the last frame.")
 
     def validate(self) -> None:
         """One-line errors naming the option, before any model is loaded or file opened."""
-        checks = [
-            (self.detector in DETECTOR_NAMES, "--detector", self.detector, f"one of {', '.join(DETECTOR_NAMES)}"),
-            (self.min_face_size >= 12, "--min-face-size", self.min_face_size, "at least 12 pixels (MTCNN's cell)"),
-            (self.detect_every >= 1, "--detect-every", self.detect_every, "an integer >= 1"),
-            (0 <= self.smoothing < 1, "--smoothing", self.smoothing, "a weight in [0, 1)"),
-            (self.threads >= 1, "--threads", self.threads, "an integer >= 1"),
-            (0 <= self.margin <= 2, "--margin", self.margin, "a fraction in [0, 2]"),
-            (self.tta_shift >= 0, "--tta-shift", self.tta_shift, "pixels >= 0"),
-            (self.max_frames is None or self.max_frames >= 1, "--max-frames", self.max_frames, "an integer >= 1"),
-            (self.rotate_mb >= 0, "--rotate-mb", self.rotate_mb, "megabytes >= 0 (0: never)"),
-            (self.retry_seconds >= 0, "--retry-seconds", self.retry_seconds, "seconds >= 0"),
-            (self.resolution is None or min(self.resolution) >= 1, "--resolution", self.resolution, "WIDTHxHEIGHT"),
-            (self.serve_max_viewers >= 1, "--serve-max-viewers", self.serve_max_viewers, "an integer >= 1"),
-            (self.serve_stall_seconds > 0, "--serve-stall-seconds", self.serve_stall_seconds, "seconds > 0"),
-        ]
-        for ok, option, value, expected in checks:
-            if not ok:
-                raise ValueError(f"{option} {value}: expected {expected}")
+        check(self)
+        if self.resolution is not None and min(self.resolution) < 1:
+            raise OptionError(f"--resolution {self.resolution}: expected WIDTHxHEIGHT")
 
 
 class Frame(NamedTuple):

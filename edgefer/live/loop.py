@@ -76,9 +76,7 @@ def _browser_view(config: RunConfig, log):
 
 def _loop(config: RunConfig, on_frame, view, log=None) -> RunSummary:
     source = FrameSource(config.source, config.resolution, config.retry_seconds, log=log)
-    pipeline = FacePipeline.create(config.model, config.detector, config.min_face_size, config.threads,
-                                   config.providers, margin=config.margin, tta=config.tta,
-                                   tta_shift=config.tta_shift, smoothing=config.smoothing)
+    pipeline = FacePipeline.from_options(config, providers=config.providers, smoothing=config.smoothing)
     photos = source.kind in ("image", "folder")   # unrelated pictures: no tracks, no held boxes between them
     summary = RunSummary()
     detections: list[Detection] = []

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from edgefer.detect import Detection, crop_face, make_detector, to_gray
-from edgefer.detect.types import Detector
+from edgefer.detect.types import MIN_FACE_SIZE, Detector
+from edgefer.pipeline.config import PipelineOptions
 from edgefer.pipeline.face import Face
 from edgefer.pipeline.tracks import FaceTracks
 from edgefer.runtime import DEFAULT_MODEL, load_classifier
@@ -37,11 +38,22 @@ class FacePipeline:
         self.tracks = FaceTracks(self.smoothing)
 
     @classmethod
-    def create(cls, model: str | Path | None = None, detector: str = "mtcnn", min_face_size: int = 40,
-               threads: int = 1, providers=None, **options) -> "FacePipeline":
-        """Load a classifier (.tflite/.onnx/.keras; default the shipped int8 model) and a detector by name."""
+    def create(cls, model: str | Path | None = None, detector: str = "mtcnn", min_face_size: int = MIN_FACE_SIZE,
+               threads: int = 1, providers=None, score_threshold=None, nms_threshold=None,
+               **options) -> "FacePipeline":
+        """Load a classifier (.tflite/.onnx/.keras or a run directory; default the shipped int8 model) and a
+        detector by name; `options` are the pipeline's (margin, tta, tta_shift, smoothing, track)."""
+        detector = make_detector(detector, min_face_size=min_face_size, threads=threads,
+                                 score_threshold=score_threshold, nms_threshold=nms_threshold)
         classifier = load_classifier(model or DEFAULT_MODEL, threads=threads, providers=providers)
-        return cls(make_detector(detector, min_face_size=min_face_size, threads=threads), classifier, **options)
+        return cls(detector, classifier, **options)
+
+    @classmethod
+    def from_options(cls, options: PipelineOptions, providers=None, **extra) -> "FacePipeline":
+        """The pipeline a run or bulk config describes (`extra`: smoothing, track)."""
+        return cls.create(options.model, options.detector, providers=providers, margin=options.margin,
+                          tta=options.tta, tta_shift=options.tta_shift,
+                          **{k: v for k, v in options.detector_options().items()}, **extra)
 
     def reset(self) -> None:
         self.tracks = FaceTracks(self.smoothing)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.errors import EdgeferError
 from edgefer.runtime.base import Classifier
 from edgefer.runtime.info import ModelInfo, sidecar_path
 from edgefer.runtime.keras import KerasClassifier
@@ -20,13 +21,10 @@ DEFAULT_KERAS_MODEL = WEIGHTS / "mini_xception_fer2013.keras"
 
 
 def load_classifier(path: str | os.PathLike, threads: int | None = None, providers=None) -> Classifier:
-    """Open a .keras, .tflite or .onnx classifier by its extension."""
-    path = Path(path)
-    kind = FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise ValueError(f"{path}: unknown model format {path.suffix!r}; expected {', '.join(FORMATS)}")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: model file not found")
+    """Open a .keras, .tflite or .onnx classifier by its extension, or a training run directory (its
+    weights/model.keras, as `edgefer evaluate` takes it)."""
+    path = resolve_model_path(path)
+    kind = FORMATS[path.suffix.lower()]
     info = ModelInfo.for_model(path)
     try:
         if kind == "keras":
@@ -38,9 +36,26 @@ def load_classifier(path: str | os.PathLike, threads: int | None = None, provide
     except ImportError:
         raise
     except Exception as error:  # noqa: BLE001 - every runtime's load error becomes one line naming the file
-        raise ValueError(f"{path}: cannot load as a {kind} model ({_first_line(error)})") from None
+        raise EdgeferError(f"{path}: cannot load as a {kind} model ({_first_line(error)})") from None
     _probe(classifier)
     return classifier
+
+
+def resolve_model_path(path: str | os.PathLike) -> Path:
+    """The model file a path names: itself, or a training run directory's weights/model.keras."""
+    path = Path(path)
+    if path.is_dir():
+        inside = path / "weights" / "model.keras"
+        if not inside.is_file():
+            raise EdgeferError(f"{path}: a folder without weights/model.keras (expected a model file "
+                               f"({', '.join(FORMATS)}) or a training run directory)")
+        return inside
+    if path.suffix.lower() not in FORMATS:
+        raise EdgeferError(f"{path}: unknown model format {path.suffix!r}; expected {', '.join(FORMATS)} "
+                           f"or a training run directory")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found")
+    return path
 
 
 def _first_line(error: BaseException) -> str:
@@ -55,9 +70,9 @@ def _probe(classifier: Classifier) -> None:
     try:
         out = classifier.predict(np.full((1, size, size), 128, np.uint8))
     except Exception as error:  # noqa: BLE001
-        raise ValueError(f"{classifier.path}: does not take (N, {size}, {size}, 1) grayscale faces "
+        raise EdgeferError(f"{classifier.path}: does not take (N, {size}, {size}, 1) grayscale faces "
                          f"({_first_line(error)}); expected an edgefer face classifier") from None
     if out.ndim != 2 or out.shape[1] != len(names):
-        raise ValueError(f"{classifier.path}: outputs shape {tuple(out.shape)} but its labels name {len(names)} "
+        raise EdgeferError(f"{classifier.path}: outputs shape {tuple(out.shape)} but its labels name {len(names)} "
                          f"classes ({', '.join(names)}); expected (N, {len(names)}) or a sidecar "
                          f"{sidecar_path(classifier.path).name} listing the class_names")

@@ -17,6 +17,7 @@ import numpy as np
 
 import edgefer
 from convert.input_grid import FLOAT_OFFSET, INPUT_SCALE, int8_input_model, scale_for_input
+from edgefer.errors import EdgeferError
 from edgefer.prune.channels import pad_channels
 from edgefer.data import DataSpec, file_sha256, is_csv, load_split
 from edgefer.files import atomic_path, check_writable_folder, new_run_dir, write_json, write_text
@@ -43,7 +44,7 @@ DEFAULT_PROJECT = Path("runs/export")   # runs/export/<model stem>[N] unless --o
 MIN_CALIBRATION, RECOMMENDED_CALIBRATION = 20, 300
 
 
-class ExportError(ValueError):
+class ExportError(EdgeferError):
     """Bad export input; one line."""
 
 

@@ -7,6 +7,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from edgefer.errors import EdgeferError
+
 TFLITE_MODES = ("float32", "float16", "dynamic", "int8")
 
 
@@ -46,12 +48,12 @@ def _convert_saved_model(saved_model: str, mode: str, calibration) -> bytes:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif mode == "int8":
         if calibration is None:
-            raise ValueError("full-integer quantisation needs calibration images")
+            raise EdgeferError("full-integer quantisation needs calibration images")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([x[None].astype(np.float32)] for x in calibration())
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     elif mode != "float32":
-        raise ValueError(f"unknown TFLite mode {mode!r}; expected one of {', '.join(TFLITE_MODES)}")
+        raise EdgeferError(f"unknown TFLite mode {mode!r}; expected one of {', '.join(TFLITE_MODES)}")
     return converter.convert()

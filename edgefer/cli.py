@@ -77,7 +77,7 @@ def fail(message: str, code: int = 2) -> None:
 def one_line_errors(*extra: type[BaseException], interrupted: str | None = "interrupted"):
     """Map every expected failure to one line and an exit code; a real bug still shows its traceback.
     `interrupted=None` lets Ctrl-C through to the caller."""
-    from edgefer.data import DataError
+    from edgefer.errors import EdgeferError
     from edgefer.extras import MissingExtra
 
     try:
@@ -86,7 +86,7 @@ def one_line_errors(*extra: type[BaseException], interrupted: str | None = "inte
         raise
     except MissingExtra as error:
         fail(str(error))
-    except (DataError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, *extra) as error:
+    except (EdgeferError, FileNotFoundError, NotADirectoryError, IsADirectoryError, *extra) as error:
         fail(str(error), code=getattr(error, "exit_code", 2))
     except PermissionError as error:
         fail(f"{error.filename or ''}: permission denied (expected a folder you can write to)".lstrip(": "))

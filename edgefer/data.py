@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.errors import EdgeferError
 from edgefer.labels import CLASS_NAMES, NUM_CLASSES, class_index_for_folder
 from edgefer.media import IMAGE_SUFFIXES
 from edgefer.scaling import scale_to_unit_range  # noqa: F401 - part of the data API
@@ -30,7 +31,7 @@ _BLOCK_ROWS = 2048
 csv.field_size_limit(sys.maxsize)
 
 
-class DataError(ValueError):
+class DataError(EdgeferError):
     """Bad input data; the message is one line naming the file, row or path and what was expected."""
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgefer.data import DataSpec, load_split
+from edgefer.errors import EdgeferError
 from edgefer.files import new_run_dir, read_json, write_json
 from edgefer.metrics import Metrics, compute_metrics, format_metrics
 from edgefer.plots import plot_confusion, plots_available
@@ -40,7 +41,7 @@ class EvaluateConfig:
             try:
                 args = read_json(args_path)
             except ValueError as error:
-                raise ValueError(f"{args_path}: not valid JSON ({error})") from None
+                raise EdgeferError(f"{args_path}: not valid JSON ({error})") from None
             data = data or args.get("data")
             split = split or args.get("val_split") or "PublicTest"
             model = model / "weights" / "model.keras"
@@ -48,13 +49,13 @@ class EvaluateConfig:
                 raise FileNotFoundError(f"{model}: missing (the run has not finished; evaluate weights/best.keras "
                                         "or finish it with edgefer train --resume)")
         if not data:
-            raise ValueError("--data is required for a model file: " 
+            raise EdgeferError("--data is required for a model file: " 
                              "a FER-2013 CSV or an image folder with one sub-folder per class")
         limit = options.get("limit")
         if limit is not None and limit < 1:
-            raise ValueError(f"--limit {limit}: expected a number of images >= 1 (omit it for all)")
+            raise EdgeferError(f"--limit {limit}: expected a number of images >= 1 (omit it for all)")
         if options.get("tta_shift", 0) < 0:
-            raise ValueError(f"--tta-shift {options['tta_shift']}: expected pixels >= 0")
+            raise EdgeferError(f"--tta-shift {options['tta_shift']}: expected pixels >= 0")
         return cls(model=model, data=str(data), split=split or "PublicTest", **options)
 
 
@@ -75,7 +76,7 @@ def evaluate_model(config: EvaluateConfig, log=print) -> EvaluationReport:
     faces = load_split(spec, config.split)
     n_classes = len(classifier.info.class_names)
     if int(faces.labels.max(initial=0)) >= n_classes:
-        raise ValueError(f"{config.model}: predicts {n_classes} classes but {config.data} has labels up to "
+        raise EdgeferError(f"{config.model}: predicts {n_classes} classes but {config.data} has labels up to "
                          f"{int(faces.labels.max())}; expected a 7-class FER model")
     if tta:
         probabilities = classifier.predict_tta(faces.images, shift=config.tta_shift)

@@ -8,6 +8,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from edgefer.errors import EdgeferError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
@@ -40,7 +42,7 @@ def read_json(path: str | os.PathLike):
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); expected a file edgefer wrote") from None
+        raise EdgeferError(f"{path}: not valid JSON ({error}); expected a file edgefer wrote") from None
 
 
 def _jsonable(value):
@@ -56,7 +58,7 @@ def check_run_name(name: str) -> str:
     text = str(name)
     if not text.strip() or text.strip() in (".", "..") or "/" in text or "\\" in text or text != text.strip() \
             or Path(text).is_absolute():
-        raise ValueError(f"--name {text!r}: expected a plain folder name (letters, digits, - _ .), not a path")
+        raise EdgeferError(f"--name {text!r}: expected a plain folder name (letters, digits, - _ .), not a path")
     return text
 
 

@@ -9,6 +9,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Callable
 
+from edgefer.errors import EdgeferError
 from edgefer.labels import NUM_CLASSES
 
 DEFAULT_L2 = 0.01  # the reference implementation's L2 factor
@@ -113,7 +114,7 @@ def resnet50(input_size: int = 48, num_classes: int = NUM_CLASSES, l2: float = 0
              width: float = 1.0, dropout: float = 0.0):
     """ResNet-50 trained from scratch (no ImageNet weights) on small grayscale faces."""
     if width != 1.0 or dropout:
-        raise ValueError("resnet50 is keras.applications' fixed architecture: --width and --dropout do not apply")
+        raise EdgeferError("resnet50 is keras.applications' fixed architecture: --width and --dropout do not apply")
     keras = _keras()
     model = keras.applications.ResNet50(
         include_top=True, weights=None, input_shape=(input_size, input_size, channels),
@@ -158,7 +159,7 @@ def check_model_name(name: str) -> str:
 
         hint = difflib.get_close_matches(name, MODELS, n=1)
         suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise ValueError(f"unknown model {name!r}{suggestion}; expected one of {', '.join(MODELS)}")
+        raise EdgeferError(f"unknown model {name!r}{suggestion}; expected one of {', '.join(MODELS)}")
     return name
 
 
@@ -171,9 +172,9 @@ def build_model(name: str, input_size: int = 48, num_classes: int = NUM_CLASSES,
     """
     check_model_name(name)
     if not width > 0:
-        raise ValueError(f"width {width}: expected a positive multiplier")
+        raise EdgeferError(f"width {width}: expected a positive multiplier")
     if dropout is not None and not 0 <= dropout < 1:
-        raise ValueError(f"dropout {dropout}: expected a rate in [0, 1)")
+        raise EdgeferError(f"dropout {dropout}: expected a rate in [0, 1)")
     kwargs = {"input_size": input_size, "num_classes": num_classes, "width": width}
     if l2 is not None:
         kwargs["l2"] = l2
@@ -181,7 +182,7 @@ def build_model(name: str, input_size: int = 48, num_classes: int = NUM_CLASSES,
         kwargs["dropout"] = dropout
     if units is not None:
         if name != "mini_xception":
-            raise ValueError(f"{name}: only mini_xception takes other conv units (e.g. --branches)")
+            raise EdgeferError(f"{name}: only mini_xception takes other conv units (e.g. --branches)")
         kwargs["units"] = units
     return MODELS[name](**kwargs)
 
@@ -198,15 +199,15 @@ def load_face_model(path, purpose: str = "use"):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: model file not found (expected a .keras file)")
     if path.suffix != ".keras":
-        raise ValueError(f"{path}: expected a .keras model to {purpose}, got {path.suffix or 'no suffix'}")
+        raise EdgeferError(f"{path}: expected a .keras model to {purpose}, got {path.suffix or 'no suffix'}")
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # keras raises many types for a corrupt archive
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"{path}: not a readable Keras model ({reason[:160]})") from None
+        raise EdgeferError(f"{path}: not a readable Keras model ({reason[:160]})") from None
     shape = tuple(model.input_shape)
     if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 1 or model.output_shape[-1] != NUM_CLASSES:
-        raise ValueError(f"{path}: unexpected model shape {shape} -> {model.output_shape}; "
+        raise EdgeferError(f"{path}: unexpected model shape {shape} -> {model.output_shape}; "
                          f"expected (None, S, S, 1) -> (None, {NUM_CLASSES})")
     return model
 

@@ -53,8 +53,8 @@ def header(title: str, argv: list[str] | None = None) -> str:
 
 def table(headers: list[str], rows: list[list], align: str | None = None) -> str:
     """A Markdown table; `align` is one letter per column (l or r; default: text left, numbers right)."""
-    def cell(value) -> str:
-        return f"{value:.3f}" if isinstance(value, float) else str(value)
+    def cell(value) -> str:   # callers round; floats print as they are (61.6, 0.869)
+        return str(value)
 
     if align is None:
         align = "".join("r" if rows and isinstance(rows[0][k], (int, float)) else "l" for k in range(len(headers)))

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.errors import EdgeferError
 from edgefer.files import write_json, write_text
 
 SWEEPABLE = {"lr": float, "batch_size": int, "l2": float, "label_smoothing": float, "mixup": float,
@@ -37,7 +38,7 @@ SWEEPABLE = {"lr": float, "batch_size": int, "l2": float, "label_smoothing": flo
 KINDS = ("log", "float", "int", "choice")
 
 
-class SweepError(ValueError):
+class SweepError(EdgeferError):
     """Bad sweep option; one line."""
 
 

@@ -77,7 +77,7 @@ def test_bulk_finds_what_run_finds(archive, tmp_path):
     for row in table:
         probabilities = {k[2:]: v for k, v in row.items() if k.startswith("p_")}
         assert row["emotion"] == max(probabilities, key=probabilities.get)
-        assert row["model"].endswith(".tflite") and row["detector"] == "mtcnn"
+        assert row["model"].endswith(".tflite") and row["detector"] == "yunet"
     files = {Path(r["file"]).name: r for r in pq.read_table(out / "files.parquet").to_pylist()}
     assert set(files) == {"a.png", "b.jpg", "demo.jpg", "one.avi", "two.avi"}
     assert files["one.avi"]["frames"] == 24 and files["demo.jpg"]["dominant"] == "happy"

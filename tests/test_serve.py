@@ -157,7 +157,7 @@ def test_metrics_parse_as_prometheus_text(server):
     assert frames > 0 and families["edgefer_faces"].samples[0].value > 0
     assert {s.labels["emotion"] for s in families["edgefer_expressions"].samples} <= set(CLASS_NAMES)
     info = families["edgefer_info"].samples[0].labels
-    assert info["detector"] == "mtcnn" and info["model"].endswith(".tflite")
+    assert info["detector"] == "yunet" and info["model"].endswith(".tflite")
     assert families["edgefer_fps"].samples[0].value > 0 and families["edgefer_uptime_seconds"].samples[0].value > 0
     buckets = [s for s in families["edgefer_stage_seconds"].samples
                if s.name.endswith("_bucket") and s.labels["stage"] == "detect"]

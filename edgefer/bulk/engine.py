@@ -29,6 +29,7 @@ from pathlib import Path
 from edgefer.bulk.config import BulkConfig
 from edgefer.bulk.sources import expand_sources, plan
 from edgefer.bulk.worker import TaskProcessor, part_paths, task_done
+from edgefer.errors import EdgeferError
 from edgefer.files import atomic_path, check_writable_folder, read_json, write_json, write_text
 from edgefer.labels import CLASS_NAMES
 from edgefer.tfenv import verbose
@@ -44,7 +45,7 @@ def run_bulk(config: BulkConfig, log=print, on_task=None) -> dict:
     check_writable_folder(out, "--out")
     files = expand_sources(config.sources)
     if not files:
-        raise ValueError(f"SOURCES {' '.join(config.sources)}: no image or video found")
+        raise EdgeferError(f"SOURCES {' '.join(config.sources)}: no image or video found")
     if config.model:
         from edgefer.runtime import load_classifier
 
@@ -71,7 +72,7 @@ def _check_manifest(out: Path, config: BulkConfig) -> None:
     changed = [k for k in RESULT_OPTIONS if k in stored and stored[k] != wanted[k]]
     if changed:
         options = ", ".join("--" + k.replace("_", "-") for k in changed)
-        raise ValueError(f"--out {out}: holds results made with other options ({options}); "
+        raise EdgeferError(f"--out {out}: holds results made with other options ({options}); "
                          "expected the same options to resume, or a new --out")
 
 

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from edgefer.bulk.config import FACE_COLUMNS, PROBABILITY_COLUMNS, BulkConfig
+from edgefer.errors import EdgeferError
 from edgefer.files import atomic_path, write_json
 from edgefer.pipeline import FacePipeline
 from edgefer.runtime import DEFAULT_MODEL
@@ -73,7 +74,7 @@ class TaskProcessor:
             with _local(name) as path:
                 image = cv2.imread(path, cv2.IMREAD_COLOR)
             if image is None:
-                raise ValueError("unreadable image (expected a file OpenCV can decode)")
+                raise EdgeferError("unreadable image (expected a file OpenCV can decode)")
             yield 0, None, image
             return
         step = self.config.step(task["fps"])
@@ -81,7 +82,7 @@ class TaskProcessor:
             capture = cv2.VideoCapture(path)
             try:
                 if not capture.isOpened():
-                    raise ValueError("not a video OpenCV can decode")
+                    raise EdgeferError("not a video OpenCV can decode")
                 start = int(task["start"])
                 if start:
                     capture.set(cv2.CAP_PROP_POS_FRAMES, start)

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from edgefer.detect.types import MIN_FACE_SIZE, Detection
+from edgefer.errors import EdgeferError
 from edgefer.runtime.litert import allocate, make_interpreter
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -88,7 +89,7 @@ class BlazeFaceDetector:
     def __init__(self, min_face_size: int = MIN_FACE_SIZE, variant: str = "short", threads: int | None = 1,
                  score_threshold: float = 0.5, nms_threshold: float = 0.3, weights: Path = WEIGHTS):
         if variant not in VARIANTS:
-            raise ValueError(f"unknown BlazeFace variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+            raise EdgeferError(f"unknown BlazeFace variant {variant!r}; expected one of {', '.join(VARIANTS)}")
         self.variant, self.min_face_size = VARIANTS[variant], min_face_size
         self.min_score, self.nms_threshold = score_threshold, nms_threshold
         self.name = "blazeface" if variant == "short" else "blazeface_full"
@@ -102,7 +103,7 @@ class BlazeFaceDetector:
         self.box_index, self.score_index = outputs[16], outputs[1]
         self.anchors = ssd_anchors(self.variant.size, self.variant.strides, self.variant.per_layer)
         if len(self.anchors) != int(self.interpreter.get_output_details()[0]["shape"][1]):
-            raise ValueError(f"{path}: {len(self.anchors)} anchors do not match the model's outputs")
+            raise EdgeferError(f"{path}: {len(self.anchors)} anchors do not match the model's outputs")
 
     def _letterbox(self, rgb: np.ndarray) -> tuple[np.ndarray, float, int, int]:
         """The frame scaled into the square input, centred, with black bars; returns the scale and bar offsets."""

@@ -16,6 +16,7 @@ import numpy as np
 
 from edgefer.detect.pyramid import AreaPyramid
 from edgefer.detect.types import MIN_FACE_SIZE, Detection
+from edgefer.errors import EdgeferError
 from edgefer.runtime.litert import allocate, litert_interpreter_class, make_interpreter
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -164,7 +165,7 @@ class MTCNNDetector:
         package; lower feeds R-Net fewer boxes and loses faces)."""
         self.min_face_size, self.scale_factor, self.thresholds = min_face_size, scale_factor, thresholds
         if pyramid not in PYRAMIDS:
-            raise ValueError(f"unknown pyramid {pyramid!r}; expected one of {', '.join(PYRAMIDS)}")
+            raise EdgeferError(f"unknown pyramid {pyramid!r}; expected one of {', '.join(PYRAMIDS)}")
         self.bucket_of, self.pyramid, self.proposal_nms = bucket_of, pyramid, proposal_nms
         self.interpolation = cv2.INTER_LINEAR if pyramid == "linear" else cv2.INTER_AREA
         self._area_pyramid: AreaPyramid | None = None

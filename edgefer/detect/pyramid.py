@@ -14,6 +14,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edgefer.errors import EdgeferError
+
 OFFSET = np.float32(127.5 / 128.0)
 
 
@@ -40,7 +42,7 @@ class AreaPyramid:
 
     def __call__(self, bgr: np.ndarray) -> list[np.ndarray]:
         if bgr.shape[:2] != self.shape:
-            raise ValueError(f"frame of {bgr.shape[1]}x{bgr.shape[0]}; this pyramid is for "
+            raise EdgeferError(f"frame of {bgr.shape[1]}x{bgr.shape[0]}; this pyramid is for "
                              f"{self.shape[1]}x{self.shape[0]}")
         # integers stay exact (int32 up to 8.4 megapixels, float64 beyond); differences of corner values are
         # taken in them, so float32 only ever holds sums over one row band (no cancellation)

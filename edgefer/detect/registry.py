@@ -7,7 +7,7 @@ import functools
 from edgefer.detect.blazeface import BlazeFaceDetector
 from edgefer.detect.haar import HaarDetector
 from edgefer.detect.mtcnn import MTCNNDetector
-from edgefer.detect.types import DETECTOR_NAMES, MIN_FACE_SIZE
+from edgefer.detect.types import DEFAULT_DETECTOR, DETECTOR_NAMES, MIN_FACE_SIZE
 from edgefer.detect.yunet import YuNetDetector
 from edgefer.errors import OptionError
 
@@ -22,7 +22,7 @@ assert tuple(DETECTORS) == DETECTOR_NAMES
 THRESHOLDED = ("blazeface", "blazeface_full", "yunet")   # the detectors with a score and an NMS threshold
 
 
-def make_detector(name: str = "mtcnn", min_face_size: int = MIN_FACE_SIZE, threads: int | None = 1,
+def make_detector(name: str = DEFAULT_DETECTOR, min_face_size: int = MIN_FACE_SIZE, threads: int | None = 1,
                   score_threshold: float | None = None, nms_threshold: float | None = None, **options):
     """A detector by name: mtcnn, blazeface, blazeface_full (all LiteRT), haar or yunet (OpenCV). Thresholds
     left None keep the detector's own default; given to a detector without them, they are refused."""

@@ -56,6 +56,11 @@ class RunConfig(PipelineOptions):
         check(self)
         if self.resolution is not None and min(self.resolution) < 1:
             raise OptionError(f"--resolution {self.resolution}: expected WIDTHxHEIGHT")
+        if self.serve is not None and not str(self.serve).strip():
+            raise OptionError("--serve '': expected [HOST:]PORT, e.g. 8080 or 0.0.0.0:8080")
+        if self.serve_token is not None and not self.serve_token.strip():
+            raise OptionError("--serve-token '': expected a non-empty token (leave the option out for no "
+                              "authentication); check EDGEFER_SERVE_TOKEN too")
 
 
 class Frame(NamedTuple):

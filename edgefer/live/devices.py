@@ -11,6 +11,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from edgefer.errors import EdgeferError
 from edgefer.live.config import RunConfig
 
 PROFILE_FOLDER = Path(__file__).resolve().parent / "device_profiles"
@@ -28,7 +29,7 @@ def load_profile(name_or_path: str) -> dict:
     if path.suffix.lower() != ".json":
         profiles = available_profiles()
         if name_or_path not in profiles:
-            raise ValueError(f"--device {name_or_path!r}: unknown device profile; expected one of "
+            raise EdgeferError(f"--device {name_or_path!r}: unknown device profile; expected one of "
                              f"{', '.join(profiles)} or a .json path")
         path = profiles[name_or_path]
     if not path.is_file():
@@ -36,13 +37,13 @@ def load_profile(name_or_path: str) -> dict:
     try:
         profile = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"--device {path}: not valid JSON ({error})") from None
+        raise EdgeferError(f"--device {path}: not valid JSON ({error})") from None
     if not isinstance(profile, dict):
-        raise ValueError(f"--device {path}: expected a JSON object of run settings")
+        raise EdgeferError(f"--device {path}: expected a JSON object of run settings")
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     unknown = sorted(set(profile) - fields - set(DESCRIPTIVE))
     if unknown:
-        raise ValueError(f"--device {path}: unknown setting(s) {', '.join(unknown)}; expected some of "
+        raise EdgeferError(f"--device {path}: unknown setting(s) {', '.join(unknown)}; expected some of "
                          f"{', '.join(sorted(fields))}")
     model = profile.get("model")
     if model and not Path(model).is_absolute():

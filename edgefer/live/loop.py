@@ -71,6 +71,9 @@ def _browser_view(config: RunConfig, log):
     with LiveServer(config.serve, state, config.serve_token, config.serve_max_viewers) as server:
         if log:
             log(f"serving {server.url}" + (" (token required)" if server.token else ""))
+            if not server.token and server.host not in ("127.0.0.1", "localhost", "::1"):
+                log(f"warning: --serve {config.serve} is reachable from the network without a token; "
+                    f"set EDGEFER_SERVE_TOKEN (or --serve-token)")
         yield state
 
 

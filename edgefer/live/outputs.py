@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgefer.errors import EdgeferError
 from edgefer.files import check_writable_folder
 from edgefer.live.config import Frame, RunConfig
 from edgefer.live.sources import FrameSource, SourceError
@@ -62,13 +63,13 @@ def check_outputs(config: RunConfig, source: FrameSource) -> None:
             continue
         path = Path(value)
         if any(_same_file(path, p) for p in inputs):
-            raise ValueError(f"{option} {value}: is an input of --source; expected a new file name")
+            raise EdgeferError(f"{option} {value}: is an input of --source; expected a new file name")
         if path.exists() and path.is_dir() and option == "--json":
             raise IsADirectoryError(f"--json {value}: is a folder; expected a .jsonl file")
     if config.save and _saves_video(config, source):
         path = Path(config.save)
         if path.suffix.lower() not in VIDEO_CODECS:
-            raise ValueError(f"--save {config.save}: expected a .mp4 or .avi video, or a folder for images")
+            raise EdgeferError(f"--save {config.save}: expected a .mp4 or .avi video, or a folder for images")
         if path.exists():
             raise FileExistsError(f"--save {config.save}: already exists; expected a new file name "
                                   "(edgefer never writes over a recording)")
@@ -77,7 +78,7 @@ def check_outputs(config: RunConfig, source: FrameSource) -> None:
         if folder.is_file():
             raise NotADirectoryError(f"--save {config.save}: is a file; expected a folder for annotated images")
         if source.kind == "folder" and _same_file(folder, Path(source.source)):
-            raise ValueError(f"--save {config.save}: is the --source folder; expected another folder")
+            raise EdgeferError(f"--save {config.save}: is the --source folder; expected another folder")
     for value, option in ((config.save, "--save"), (config.json_path, "--json")):
         if value:
             _check_writable(Path(value), option)

@@ -13,7 +13,9 @@ the viewers' threads, only while a viewer is connected, and a slow viewer simply
 
 from __future__ import annotations
 
+import base64
 import collections
+import hashlib
 import hmac
 import json
 import os
@@ -26,10 +28,13 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 import numpy as np
 
+from edgefer.errors import EdgeferError
 from edgefer.live.config import STAGES
 
 PAGE = Path(__file__).resolve().parent / "web" / "index.html"
 TOKEN_ENV = "EDGEFER_SERVE_TOKEN"
+SOCKET_TIMEOUT = 10.0      # seconds a request may take to arrive, or a viewer to take a write, before it is dropped
+EXTRA_CONNECTIONS = 16     # connections beyond the viewer slots (page, /metrics, /healthz, waiting requests)
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)   # seconds
 WINDOW_SECONDS = 60.0
 
@@ -40,9 +45,9 @@ def parse_address(text: str) -> tuple[str, int]:
     try:
         number = int(port)
     except ValueError:
-        raise ValueError(f"--serve {text!r}: expected [HOST:]PORT, e.g. 8080 or 0.0.0.0:8080") from None
+        raise EdgeferError(f"--serve {text!r}: expected [HOST:]PORT, e.g. 8080 or 0.0.0.0:8080") from None
     if not 0 <= number <= 65535:
-        raise ValueError(f"--serve {text!r}: expected a port 0-65535")
+        raise EdgeferError(f"--serve {text!r}: expected a port 0-65535")
     return (host.strip("[]") or "127.0.0.1"), number
 
 
@@ -64,10 +69,12 @@ class LiveState:
         self.frame_times: collections.deque = collections.deque(maxlen=120)
         self.latency = {stage: [0] * (len(LATENCY_BUCKETS) + 1) for stage in STAGES}
         self.latency_sum = {stage: 0.0 for stage in STAGES}
-        self.viewers = 0
+        self.viewers = 0          # stream and event viewers (the --serve-max-viewers slots)
+        self.frame_viewers = 0    # of them, those who receive frames (/stream.mjpg)
 
     def wants_frames(self) -> bool:
-        return self.viewers > 0
+        """Only /stream.mjpg viewers need drawn frames; /events viewers get records."""
+        return self.frame_viewers > 0
 
     def publish(self, record: dict, annotated: np.ndarray | None, stage_seconds: dict[str, float]) -> None:
         now = time.time()
@@ -145,13 +152,16 @@ class LiveState:
 class LiveServer:
     """The HTTP server in a daemon thread; `state` is what the loop publishes into."""
 
-    def __init__(self, address: str, state: LiveState, token: str | None = None, max_viewers: int = 4):
+    def __init__(self, address: str, state: LiveState, token: str | None = None, max_viewers: int = 4,
+                 socket_timeout: float = SOCKET_TIMEOUT, max_connections: int | None = None):
         self.host, self.port = parse_address(address)
         self.state, self.token, self.max_viewers = state, token or os.environ.get(TOKEN_ENV) or None, max_viewers
         self.viewer_slots = threading.BoundedSemaphore(max_viewers)
-        handler = type("Handler", (_Handler,), {"server_state": self})
+        # every connection, before authentication: idle or hostile sockets cannot pin unbounded threads
+        self.connection_slots = threading.BoundedSemaphore(max_connections or max_viewers + EXTRA_CONNECTIONS)
+        handler = type("Handler", (_Handler,), {"server_state": self, "timeout": socket_timeout})
         try:
-            self.httpd = ThreadingHTTPServer((self.host, self.port), handler)
+            self.httpd = _CappedServer((self.host, self.port), handler, self.connection_slots)
         except OSError as error:
             raise OSError(error.errno, f"--serve {address}: cannot listen ({error.strerror})") from None
         self.httpd.daemon_threads = True
@@ -174,6 +184,38 @@ class LiveServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         return False
+
+
+class _CappedServer(ThreadingHTTPServer):
+    """A thread per connection up to a cap; a connection over the cap is closed at once."""
+
+    def __init__(self, address, handler, slots: threading.BoundedSemaphore):
+        self.slots = slots
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+def page_policy(page: bytes) -> str:
+    """The page's Content-Security-Policy: its one inline script by hash, everything else from itself."""
+    script = page.split(b"<script>", 1)[1].split(b"</script>", 1)[0]
+    digest = base64.b64encode(hashlib.sha256(script).digest()).decode()
+    return (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; img-src 'self'; "
+            "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -213,7 +255,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _page(self):
-        self._send(200, "text/html; charset=utf-8", PAGE.read_bytes())
+        page = PAGE.read_bytes()
+        self._send(200, "text/html; charset=utf-8", page,
+                   {"Content-Security-Policy": page_policy(page), "X-Content-Type-Options": "nosniff",
+                    "Referrer-Policy": "no-referrer"})
 
     def _metrics(self):
         self._send(200, "text/plain; version=0.0.4; charset=utf-8", self.server_state.state.metrics_text().encode())
@@ -226,14 +271,16 @@ class _Handler(BaseHTTPRequestHandler):
             age = None if state.last_frame_at is None else round(time.time() - state.last_frame_at, 1)
             self._send(503, "application/json", json.dumps({"status": "stalled", "seconds_since_frame": age}).encode())
 
-    def _viewer(self, boundary_kind: str, body):
-        """Hold one of the viewer slots while streaming; 503 when all are taken."""
+    def _viewer(self, boundary_kind: str, body, frames: bool = False):
+        """Hold one of the viewer slots while streaming; 503 when all are taken. A viewer that stops reading
+        is dropped after the socket timeout (its write times out), which frees the slot."""
         server = self.server_state
         if not server.viewer_slots.acquire(blocking=False):
             return self._send(503, "text/plain", f"at most {server.max_viewers} viewers\n".encode())
         state = server.state
         with state.changed:
             state.viewers += 1
+            state.frame_viewers += int(frames)
         try:
             self.send_response(200)
             self.send_header("Content-Type", boundary_kind)
@@ -246,6 +293,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with state.changed:
                 state.viewers -= 1
+                state.frame_viewers -= int(frames)
             server.viewer_slots.release()
             self.close_connection = True
 
@@ -264,14 +312,15 @@ class _Handler(BaseHTTPRequestHandler):
                                  + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg.tobytes() + b"\r\n")
                 self.wfile.flush()
 
-        self._viewer("multipart/x-mixed-replace; boundary=frame", body)
+        self._viewer("multipart/x-mixed-replace; boundary=frame", body, frames=True)
 
     def _events(self):
         def body(state: LiveState, stopping: threading.Event):
             seen = -1
             while not stopping.is_set():
                 now = state.wait(seen)
-                if now == seen:
+                if now == seen or state.record is None:   # nothing new (or nothing yet): keep the line open
+                    seen = now
                     self.wfile.write(b": keep-alive\n\n")
                 else:   # the frame's record exactly as a --json line, then the minute's shares as their own event
                     seen = now

@@ -14,19 +14,16 @@ from typing import Iterator
 
 import cv2
 
+from edgefer.errors import EdgeferError
 from edgefer.live.config import Frame
 from edgefer.media import IMAGE_SUFFIXES
 
 BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 
-class SourceError(RuntimeError):
+class SourceError(EdgeferError):
     """The source cannot be opened or read; one line. `exit_code` 2: bad input (no such file, not a video);
     3: a camera or stream that is not there (or gone for good) after its retries."""
-
-    def __init__(self, message: str, exit_code: int = 2):
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 class FrameSource:

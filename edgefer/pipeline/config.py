@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgefer.detect.types import DETECTOR_NAMES, MIN_FACE_SIZE
+from edgefer.detect.types import DEFAULT_DETECTOR, DETECTOR_NAMES, MIN_FACE_SIZE
 from edgefer.options import option
 
 TTA_SHIFT_HELP = ("With TTA, also average over both views moved this many pixels left/right/up/down "
@@ -16,9 +16,9 @@ TTA_SHIFT_HELP = ("With TTA, also average over both views moved this many pixels
 class PipelineOptions:
     model: str = option("", help="Classifier .tflite/.onnx/.keras, or a training run directory.",
                         show_default="the shipped int8 mini-Xception")
-    detector: str = option("mtcnn", choices=DETECTOR_NAMES,
-                           help="Face detector: mtcnn (LiteRT, the paper's), yunet (OpenCV, best on real photos), "
-                                "blazeface (LiteRT, faces near the camera), blazeface_full (farther) or haar (OpenCV).")
+    detector: str = option(DEFAULT_DETECTOR, choices=DETECTOR_NAMES,
+                           help="Face detector: yunet (OpenCV; most recall on real photos, fast), mtcnn (LiteRT, the "
+                                "paper's), blazeface (LiteRT, faces near the camera), blazeface_full (farther) or haar.")
     min_face_size: int = option(MIN_FACE_SIZE, min=12, max=4096, help="Smallest face to detect, pixels.")
     score_threshold: float | None = option(None, min=0, max=1, min_open=True, max_open=True,
                                            help="Detector score threshold (yunet, blazeface, blazeface_full).",

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgefer.detect import Detection, crop_face, make_detector, to_gray
-from edgefer.detect.types import MIN_FACE_SIZE, Detector
+from edgefer.detect.types import DEFAULT_DETECTOR, MIN_FACE_SIZE, Detector
 from edgefer.pipeline.config import PipelineOptions
 from edgefer.pipeline.face import Face
 from edgefer.pipeline.tracks import FaceTracks
@@ -38,7 +38,7 @@ class FacePipeline:
         self.tracks = FaceTracks(self.smoothing)
 
     @classmethod
-    def create(cls, model: str | Path | None = None, detector: str = "mtcnn", min_face_size: int = MIN_FACE_SIZE,
+    def create(cls, model: str | Path | None = None, detector: str = DEFAULT_DETECTOR, min_face_size: int = MIN_FACE_SIZE,
                threads: int = 1, providers=None, score_threshold=None, nms_threshold=None,
                **options) -> "FacePipeline":
         """Load a classifier (.tflite/.onnx/.keras or a run directory; default the shipped int8 model) and a

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 
+from edgefer.errors import EdgeferError
 from edgefer.files import write_json, write_text
 from edgefer.machine import machine_description
 from edgefer.profile.report import render_markdown, write_csv_tables, write_plots
@@ -45,14 +46,14 @@ class ProfileConfig:
         for name in self.models:
             check_model_name(name)
         if self.interval <= 0:
-            raise ValueError(f"--interval must be positive seconds, got {self.interval}")
+            raise EdgeferError(f"--interval must be positive seconds, got {self.interval}")
         if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("--epochs and --batch-size must be at least 1")
+            raise EdgeferError("--epochs and --batch-size must be at least 1")
         if self.train_images is not None and self.train_images < self.batch_size:
-            raise ValueError(f"--train-images {self.train_images} is smaller than one batch ({self.batch_size})")
+            raise EdgeferError(f"--train-images {self.train_images} is smaller than one batch ({self.batch_size})")
         for device in self.devices:
             if device not in ("cpu", "gpu"):
-                raise ValueError(f"unknown device {device!r}; expected cpu and/or gpu")
+                raise EdgeferError(f"unknown device {device!r}; expected cpu and/or gpu")
         if not Path(self.data).exists():
             raise FileNotFoundError(f"{self.data}: data not found (expected the FER-2013 CSV or an image folder)")
 

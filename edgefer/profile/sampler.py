@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 
 import psutil
 
+from edgefer.errors import EdgeferError
+
 FIELDS = ("t", "cpu_pct", "cpu_pct_core", "user_pct", "sys_pct", "sys_user_pct", "sys_sys_pct", "mem_pct", "rss_mb")
 
 
@@ -98,7 +100,7 @@ class ProcessSampler(threading.Thread):
 
     def __init__(self, pid: int, interval: float = 0.5):
         if interval <= 0:
-            raise ValueError(f"sampling interval must be positive, got {interval}")
+            raise EdgeferError(f"sampling interval must be positive, got {interval}")
         super().__init__(daemon=True)
         self.process = psutil.Process(pid)
         self.interval = interval

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgefer.errors import EdgeferError
+
 PRODUCERS = {"Conv2D", "SeparableConv2D", "Dense"}
 PER_CHANNEL = {"BatchNormalization", "DepthwiseConv2D"}
 SHAPE_ONLY = {"ReLU", "Activation", "LeakyReLU", "ELU", "MaxPooling2D", "AveragePooling2D", "Dropout",
@@ -83,7 +85,7 @@ FIXED = "<fixed>"
 def _inbound_layers(layer) -> list[str]:
     nodes = layer._inbound_nodes
     if len(nodes) != 1:
-        raise ValueError(f"layer {layer.name!r} is used {len(nodes)} times; shared layers cannot be pruned")
+        raise EdgeferError(f"layer {layer.name!r} is used {len(nodes)} times; shared layers cannot be pruned")
     return [tensor._keras_history.operation.name for tensor in nodes[0].input_tensors]
 
 
@@ -189,7 +191,7 @@ def _apply_merge(weights: dict[str, list[np.ndarray]], model, graph: ChannelGrap
         kind = type(layer).__name__
         values = weights[consumer.layer]
         if kind == "SeparableConv2D":
-            raise ValueError(f"cannot merge channels of {merge.group!r}: {consumer.layer} is depthwise")
+            raise EdgeferError(f"cannot merge channels of {merge.group!r}: {consumer.layer} is depthwise")
         kernel = values[0]
         if kind == "Dense":
             width = group.width
@@ -279,18 +281,18 @@ def remove_channels(model, removals: dict[str, list[int]], merges: list[Merge] =
     keep: dict[str, np.ndarray] = {}
     for name, channels in removals.items():
         if name not in graph.groups:
-            raise ValueError(f"no channel group {name!r}; prunable groups: "
+            raise EdgeferError(f"no channel group {name!r}; prunable groups: "
                              f"{', '.join(g.name for g in graph.prunable())}")
         group = graph.groups[name]
         if not group.prunable:
-            raise ValueError(f"channel group {name!r} is fixed (it feeds the output or an unsupported layer)")
+            raise EdgeferError(f"channel group {name!r} is fixed (it feeds the output or an unsupported layer)")
         drop = set(int(c) for c in channels)
         if not drop:
             continue
         if any(c < 0 or c >= group.width for c in drop):
-            raise ValueError(f"channel out of range for group {name!r} of width {group.width}")
+            raise EdgeferError(f"channel out of range for group {name!r} of width {group.width}")
         if len(drop) >= group.width:
-            raise ValueError(f"cannot remove all {group.width} channels of group {name!r}")
+            raise EdgeferError(f"cannot remove all {group.width} channels of group {name!r}")
         keep[name] = np.array([c for c in range(group.width) if c not in drop])
 
     weights = _layer_weights(model)
@@ -309,7 +311,7 @@ def pad_channels(model, multiple: int = 8):
     than at full width (8/16/32/64/128) in ONNX Runtime; benchmarks/onnx_widths.py.
     """
     if multiple < 1:
-        raise ValueError(f"channel multiple must be >= 1, got {multiple}")
+        raise EdgeferError(f"channel multiple must be >= 1, got {multiple}")
     graph = channel_graph(model)
     keep = {group.name: np.concatenate([np.arange(group.width), -np.ones(-group.width % multiple, int)])
             for group in graph.groups.values()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgefer.errors import EdgeferError
 from edgefer.prune.channels import Merge
 
 
@@ -42,20 +43,20 @@ class PruneConfig:
     def validate(self) -> None:
         unknown = [c for c in self.criteria if c not in CRITERIA]
         if unknown or not self.criteria:
-            raise ValueError(f"--criterion: unknown {', '.join(unknown) or '(none)'}; "
+            raise EdgeferError(f"--criterion: unknown {', '.join(unknown) or '(none)'}; "
                              f"expected a comma-separated list of {', '.join(CRITERIA)}")
         if self.rank not in ("global", "layer"):
-            raise ValueError(f"--rank {self.rank!r}: expected global or layer")
+            raise EdgeferError(f"--rank {self.rank!r}: expected global or layer")
         if self.metric not in METRICS:
-            raise ValueError(f"--metric {self.metric!r}: expected loss or accuracy")
+            raise EdgeferError(f"--metric {self.metric!r}: expected loss or accuracy")
         if self.threshold < 0:
-            raise ValueError(f"--threshold {self.threshold}: expected a non-negative number")
+            raise EdgeferError(f"--threshold {self.threshold}: expected a non-negative number")
         if self.step < 1:
-            raise ValueError(f"--step {self.step}: expected at least 1 channel per step")
+            raise EdgeferError(f"--step {self.step}: expected at least 1 channel per step")
         if self.target_fraction is not None and not 0 < self.target_fraction < 1:
-            raise ValueError(f"--target-fraction {self.target_fraction}: expected a number between 0 and 1")
+            raise EdgeferError(f"--target-fraction {self.target_fraction}: expected a number between 0 and 1")
         if not 0 < self.angle_degrees < 90:
-            raise ValueError(f"--angle {self.angle_degrees}: expected degrees between 0 and 90")
+            raise EdgeferError(f"--angle {self.angle_degrees}: expected degrees between 0 and 90")
 
 
 @dataclass

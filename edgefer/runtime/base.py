@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.errors import EdgeferError
 from edgefer.runtime.info import ModelInfo
 
 
@@ -26,7 +27,7 @@ class Classifier:
             faces = faces[..., 0]
         size = self.info.input_size
         if faces.ndim != 3 or faces.shape[1:] != (size, size):
-            raise ValueError(f"expected faces of shape (N, {size}, {size}) uint8, got {faces.shape}")
+            raise EdgeferError(f"expected faces of shape (N, {size}, {size}) uint8, got {faces.shape}")
         if len(faces) == 0:
             return np.zeros((0, len(self.info.class_names)), np.float32)
         return self._run(faces.astype(np.uint8, copy=False)[..., None])
@@ -52,7 +53,7 @@ def tta_views(faces: np.ndarray, shift: int = 0) -> list[np.ndarray]:
     """The views `predict_tta` averages over: (N, S, S[, 1]) faces, their mirror images and, for
     `shift` > 0, both translated by `shift` pixels in each of four directions with the border repeated."""
     if shift < 0:
-        raise ValueError(f"TTA shift must be >= 0 pixels, got {shift}")
+        raise EdgeferError(f"TTA shift must be >= 0 pixels, got {shift}")
     mirrored = faces[:, :, ::-1]
     offsets = [(0, 0)] + ([(shift, 0), (-shift, 0), (0, shift), (0, -shift)] if shift else [])
     return [translate(view, dy, dx) for view in (faces, mirrored) for dy, dx in offsets]

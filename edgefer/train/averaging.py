@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.errors import EdgeferError
 from edgefer.files import atomic_path
 
 
@@ -31,10 +32,10 @@ class WeightAverage:
             self.mean = [w.astype(np.float64) if _is_float(w) else w.copy() for w in weights]
             return
         if len(weights) != len(self.mean):
-            raise ValueError(f"weight average holds {len(self.mean)} arrays, got a snapshot of {len(weights)}")
+            raise EdgeferError(f"weight average holds {len(self.mean)} arrays, got a snapshot of {len(weights)}")
         for index, (mean, new) in enumerate(zip(self.mean, weights)):
             if mean.shape != new.shape:
-                raise ValueError(f"weight {index}: the average is {mean.shape}, the snapshot {new.shape}")
+                raise EdgeferError(f"weight {index}: the average is {mean.shape}, the snapshot {new.shape}")
             if _is_float(new):
                 mean += (new - mean) / self.count
             else:

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from edgefer.data import DataSpec
+from edgefer.errors import EdgeferError
 from edgefer.train.pipeline import NO_AUGMENT, AugmentConfig
 
 
@@ -122,13 +123,13 @@ def config_from_recipe(recipe: str, **overrides) -> TrainConfig:
     Overrides are TrainConfig fields, `weights` (= init_weights), the augmentation options
     (rotation, shift, zoom, flip, mixup) and `no_augment=True`."""
     if recipe not in RECIPES:
-        raise ValueError(f"--recipe {recipe!r}: unknown; expected one of {', '.join(RECIPES)}")
+        raise EdgeferError(f"--recipe {recipe!r}: unknown; expected one of {', '.join(RECIPES)}")
     values = dict(RECIPES[recipe], recipe=recipe)
     config = with_overrides(TrainConfig(**values), **overrides)
     if recipe == "distil" and not config.teacher:
-        raise ValueError("recipe 'distil' needs --teacher PATH (a trained .keras model; repeat for an ensemble)")
+        raise EdgeferError("recipe 'distil' needs --teacher PATH (a trained .keras model; repeat for an ensemble)")
     if recipe == "swa" and not config.init_weights:
-        raise ValueError("recipe 'swa' needs --weights PATH (the trained .keras model to continue and average)")
+        raise EdgeferError("recipe 'swa' needs --weights PATH (the trained .keras model to continue and average)")
     return config
 
 
@@ -145,7 +146,7 @@ def with_overrides(config: TrainConfig, **overrides) -> TrainConfig:
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(given) - known)
     if unknown:
-        raise ValueError(f"unknown training option(s) {', '.join(unknown)}; expected TrainConfig fields")
+        raise EdgeferError(f"unknown training option(s) {', '.join(unknown)}; expected TrainConfig fields")
     config = dataclasses.replace(config, **given, augment=augment)
     check_config(config)
     return config
@@ -156,28 +157,28 @@ def check_config(config: TrainConfig) -> None:
     positive = {"--epochs": config.epochs, "--batch-size": config.batch_size, "--input-size": config.input_size}
     for option, value in positive.items():
         if value < 1:
-            raise ValueError(f"{option} {value}: expected an integer >= 1")
+            raise EdgeferError(f"{option} {value}: expected an integer >= 1")
     if config.input_size < 16:
-        raise ValueError(f"--input-size {config.input_size}: expected at least 16 pixels")
+        raise EdgeferError(f"--input-size {config.input_size}: expected at least 16 pixels")
     if not (config.lr > 0 and math.isfinite(config.lr)):
-        raise ValueError(f"--lr {config.lr}: expected a learning rate > 0")
+        raise EdgeferError(f"--lr {config.lr}: expected a learning rate > 0")
     if config.limit is not None and config.limit < 1:
-        raise ValueError(f"--limit {config.limit}: expected a number of images >= 1 (omit it for all)")
+        raise EdgeferError(f"--limit {config.limit}: expected a number of images >= 1 (omit it for all)")
     if not 0 <= config.label_smoothing < 1:
-        raise ValueError(f"--label-smoothing {config.label_smoothing}: expected a value in [0, 1)")
+        raise EdgeferError(f"--label-smoothing {config.label_smoothing}: expected a value in [0, 1)")
     if config.dropout is not None and not 0 <= config.dropout < 1:
-        raise ValueError(f"--dropout {config.dropout}: expected a rate in [0, 1)")
+        raise EdgeferError(f"--dropout {config.dropout}: expected a rate in [0, 1)")
     if config.l2 is not None and config.l2 < 0:
-        raise ValueError(f"--l2 {config.l2}: expected a decay factor >= 0")
+        raise EdgeferError(f"--l2 {config.l2}: expected a decay factor >= 0")
     if not config.width > 0:
-        raise ValueError(f"--width {config.width}: expected a multiplier > 0")
+        raise EdgeferError(f"--width {config.width}: expected a multiplier > 0")
     if config.patience < 1:
-        raise ValueError(f"--patience {config.patience}: expected epochs >= 1")
+        raise EdgeferError(f"--patience {config.patience}: expected epochs >= 1")
     for option, value in (("--val-fraction", config.val_fraction), ("--test-fraction", config.test_fraction)):
         if not 0 <= value < 1:
-            raise ValueError(f"{option} {value}: expected a fraction in [0, 1)")
+            raise EdgeferError(f"{option} {value}: expected a fraction in [0, 1)")
     if config.augment.mixup_alpha < 0:
-        raise ValueError(f"--mixup {config.augment.mixup_alpha}: expected alpha >= 0 (0: off)")
+        raise EdgeferError(f"--mixup {config.augment.mixup_alpha}: expected alpha >= 0 (0: off)")
     from edgefer.train.distribute import requested_devices
 
     requested_devices(config.devices)
@@ -191,24 +192,24 @@ SCHEDULES = ("plateau", "cosine", "cyclic", "constant")
 def check_schedule(config: TrainConfig) -> None:
     """Fail on bad schedule options before any data is read or a run directory is made."""
     if config.schedule not in SCHEDULES:
-        raise ValueError(f"--schedule {config.schedule}: unknown; expected one of {', '.join(SCHEDULES)}")
+        raise EdgeferError(f"--schedule {config.schedule}: unknown; expected one of {', '.join(SCHEDULES)}")
     if config.schedule == "cyclic" and config.cycle_epochs < 1:
-        raise ValueError(f"schedule 'cyclic' needs --cycle-epochs >= 1, got {config.cycle_epochs}")
+        raise EdgeferError(f"schedule 'cyclic' needs --cycle-epochs >= 1, got {config.cycle_epochs}")
     if config.swa_start < 0:
-        raise ValueError(f"--swa-start {config.swa_start}: expected an epoch number >= 1, or 0 for no averaging")
+        raise EdgeferError(f"--swa-start {config.swa_start}: expected an epoch number >= 1, or 0 for no averaging")
     if config.clean_epochs < 0:
-        raise ValueError(f"--clean-epochs {config.clean_epochs}: expected a number of final epochs >= 0")
+        raise EdgeferError(f"--clean-epochs {config.clean_epochs}: expected a number of final epochs >= 0")
 
 
 def check_branches(config: TrainConfig) -> None:
     if not config.branches:
         return
     if config.branches < 0:
-        raise ValueError(f"--branches {config.branches}: expected a number of parallel branches >= 1, or 0 for none")
+        raise EdgeferError(f"--branches {config.branches}: expected a number of parallel branches >= 1, or 0 for none")
     if config.model != "mini_xception":
-        raise ValueError(f"--branches applies to mini_xception only, not {config.model!r}")
+        raise EdgeferError(f"--branches applies to mini_xception only, not {config.model!r}")
     if config.init_weights:
-        raise ValueError("--branches starts from random weights: it cannot be combined with --weights")
+        raise EdgeferError("--branches starts from random weights: it cannot be combined with --weights")
 
 
 def folds_into_average(config: TrainConfig, epoch: int) -> bool:

@@ -16,14 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.errors import EdgeferError
 from edgefer.labels import NUM_CLASSES
 
 
 def check_options(weight: float, temperature: float) -> None:
     if not 0 <= weight <= 1:
-        raise ValueError(f"--distill-weight {weight}: expected a number in [0, 1]")
+        raise EdgeferError(f"--distill-weight {weight}: expected a number in [0, 1]")
     if not temperature > 0:
-        raise ValueError(f"--distill-temperature {temperature}: expected a positive number")
+        raise EdgeferError(f"--distill-temperature {temperature}: expected a positive number")
 
 
 def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -50,7 +51,7 @@ def load_teacher(path: str | Path, input_size: int):
     except (FileNotFoundError, ValueError) as error:
         raise type(error)(f"--teacher {error}") from None
     if tuple(teacher.input_shape) != (None, input_size, input_size, 1):
-        raise ValueError(f"--teacher {path}: takes {teacher.input_shape}; expected (None, {input_size}, "
+        raise EdgeferError(f"--teacher {path}: takes {teacher.input_shape}; expected (None, {input_size}, "
                          f"{input_size}, 1) like the student")
     return teacher
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 
+from edgefer.errors import EdgeferError
+
 MULTI_HOST_ENV = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
                   "KERAS_DISTRIBUTION_PROCESS_ID")
 
@@ -25,7 +27,7 @@ def requested_devices(text: str | int) -> int | None:
         return None
     if value.isdigit() and int(value) >= 1:
         return int(value)
-    raise ValueError(f"--devices {text!r}: expected a number of devices >= 1, or 'all'")
+    raise EdgeferError(f"--devices {text!r}: expected a number of devices >= 1, or 'all'")
 
 
 def multi_host(config) -> bool:
@@ -44,7 +46,7 @@ def check_backend(config) -> None:
 
     backend = keras.backend.backend()
     if backend != "jax":
-        raise ValueError(f"--devices {config.devices}: multi-device training needs the JAX backend "
+        raise EdgeferError(f"--devices {config.devices}: multi-device training needs the JAX backend "
                          f"(KERAS_BACKEND=jax; this is {backend}): TensorFlow's MirroredStrategy and "
                          "MultiWorkerMirroredStrategy are broken under Keras 3 (keras#21172, keras#20585)")
 
@@ -62,9 +64,9 @@ def setup(config, log) -> dict:
     found = keras.distribution.list_devices()
     wanted = requested_devices(config.devices) or len(found)
     if wanted > len(found):
-        raise ValueError(f"--devices {config.devices}: only {len(found)} device(s) found ({', '.join(found)})")
+        raise EdgeferError(f"--devices {config.devices}: only {len(found)} device(s) found ({', '.join(found)})")
     if config.batch_size % wanted:
-        raise ValueError(f"--batch-size {config.batch_size}: expected a multiple of --devices {wanted} "
+        raise EdgeferError(f"--batch-size {config.batch_size}: expected a multiple of --devices {wanted} "
                          "(the global batch is split evenly)")
     devices = found[:wanted]
     keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))

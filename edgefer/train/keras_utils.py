@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.errors import EdgeferError
 from edgefer.files import atomic_path
 from edgefer.scaling import scale_to_unit_range
 from edgefer.train.config import TrainConfig, check_schedule
@@ -92,11 +93,11 @@ def copy_weights(source_path: str | os.PathLike, model) -> None:
         raise type(error)(f"--weights {error}") from None
     theirs, ours = source.weights, model.weights
     if len(theirs) != len(ours):
-        raise ValueError(f"--weights {source_path}: {source.name} has {len(theirs)} weight tensors, "
+        raise EdgeferError(f"--weights {source_path}: {source.name} has {len(theirs)} weight tensors, "
                          f"{model.name} expects {len(ours)}; expected the same architecture")
     for their, our in zip(theirs, ours):
         if tuple(their.shape) != tuple(our.shape):
-            raise ValueError(f"--weights {source_path}: {their.path} is {tuple(their.shape)}, {model.name} expects "
+            raise EdgeferError(f"--weights {source_path}: {their.path} is {tuple(their.shape)}, {model.name} expects "
                              f"{our.path} {tuple(our.shape)}; expected the same architecture and width")
     model.set_weights(source.get_weights())
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edgefer.data import FaceSet, is_csv, load_split
+from edgefer.errors import EdgeferError
 from edgefer.files import new_run_dir, read_json, write_json
 from edgefer.machine import machine_description
 from edgefer.metrics import compute_metrics
@@ -59,7 +60,7 @@ def training_machine() -> dict:
 def train(config: TrainConfig, log=print, on_epoch=None, verbose: int = 1) -> TrainResult:
     """Train a registered model per `config` in a new run directory (made only once the data has loaded)."""
     if not config.data:
-        raise ValueError("no training data: pass --data PATH (a FER-2013 CSV or an image folder)")
+        raise EdgeferError("no training data: pass --data PATH (a FER-2013 CSV or an image folder)")
     from edgefer.files import check_run_name, check_writable_folder
     from edgefer.train.sharpness import check_rho
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgefer.errors import EdgeferError
 from edgefer.labels import NUM_CLASSES
 
 
@@ -44,7 +45,7 @@ def class_weights(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndar
 def steps_per_epoch(samples: int, batch_size: int) -> int:
     steps = samples // batch_size
     if steps == 0:
-        raise ValueError(f"batch size {batch_size} is larger than the {samples} training samples")
+        raise EdgeferError(f"batch size {batch_size} is larger than the {samples} training samples")
     return steps
 
 
@@ -65,7 +66,7 @@ def make_train_dataset(images, labels, batch_size, augment: AugmentConfig, seed=
         targets = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
     targets = np.asarray(targets, np.float32)
     if targets.shape != (len(labels), NUM_CLASSES):
-        raise ValueError(f"targets of shape {targets.shape}: expected ({len(labels)}, {NUM_CLASSES})")
+        raise EdgeferError(f"targets of shape {targets.shape}: expected ({len(labels)}, {NUM_CLASSES})")
     if keras.backend.backend() == "tensorflow":
         return _tf_dataset(images, labels, targets, batch_size, augment, seed, weights, endless)
     return _py_batches(images, labels, targets, batch_size, augment, seed, weights)

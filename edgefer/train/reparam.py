@@ -19,6 +19,7 @@ import itertools
 
 import numpy as np
 
+from edgefer.errors import EdgeferError
 from edgefer.labels import NUM_CLASSES
 from edgefer.models import BN_MOMENTUM, DEFAULT_L2, MINI_XCEPTION_BLOCKS, PlainUnits, mini_xception
 
@@ -47,7 +48,7 @@ class BranchUnits(PlainUnits):
 
     def __init__(self, branches: int):
         if branches < 1:
-            raise ValueError(f"--branches {branches}: expected at least 1 parallel branch per convolution")
+            raise EdgeferError(f"--branches {branches}: expected at least 1 parallel branch per convolution")
         self.branches = branches
 
     def conv(self, x, conv_name, norm_name, filters, size, padding, reg=None, strides=1):
@@ -165,7 +166,7 @@ def merge_branches(expanded, width: float = 1.0):
     """The plain mini_xception (58,423 parameters at width 1) computing what `expanded` computes in
     inference mode, up to float rounding. `width` is the multiplier both were built with."""
     if not is_expanded(expanded):
-        raise ValueError(f"{expanded.name}: not an expanded mini_xception (expected a model built by "
+        raise EdgeferError(f"{expanded.name}: not an expanded mini_xception (expected a model built by "
                          "expanded_mini_xception, e.g. a --branches run's best.keras)")
     face = expanded.input_shape
     dropout = "head_dropout" in {layer.name for layer in expanded.layers}

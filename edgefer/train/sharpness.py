@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import types
 
+from edgefer.errors import EdgeferError
+
 
 def check_rho(rho: float) -> None:
     if not rho >= 0:
-        raise ValueError(f"--sam-rho {rho}: expected a radius >= 0 (0 turns SAM off; 0.05 is usual)")
+        raise EdgeferError(f"--sam-rho {rho}: expected a radius >= 0 (0 turns SAM off; 0.05 is usual)")
 
 
 def enable_sharpness_aware(model, rho: float) -> None:
@@ -33,7 +35,7 @@ def enable_sharpness_aware(model, rho: float) -> None:
     steps = {"tensorflow": _tensorflow_step, "jax": _jax_step}
     backend = keras.backend.backend()
     if backend not in steps:
-        raise ValueError(f"--sam-rho: supported on the tensorflow and jax backends, not {backend!r}")
+        raise EdgeferError(f"--sam-rho: supported on the tensorflow and jax backends, not {backend!r}")
     model.train_step = types.MethodType(steps[backend](rho), model)
     model.train_function = None  # a function compiled before would still take plain steps
 

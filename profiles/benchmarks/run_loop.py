@@ -3,7 +3,7 @@ and end-to-end emotion accuracy on frames composed from PublicTest faces (ground
 
 Runs without TensorFlow (like a device). Prints Markdown tables; medians over --repeats runs.
 
-    python profiles/benchmarks/run_loop.py --data ../shared/data/fer2013_train_publictest.csv.gz | tee profiles/benchmarks/run_loop.md
+    python profiles/benchmarks/run_loop.py --data ../shared/data/fer2013_train_publictest.csv.gz --record profiles/benchmarks/run_loop.md
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ for blocked in ("tensorflow", "keras", "mtcnn"):
     sys.modules[blocked] = None  # prove the loop needs none of them
 
 
+from edgefer import records
 from edgefer.compose import compose_frames, write_video
 from edgefer.data import read_fer_csv
 from edgefer.runtime import DEFAULT_MODEL
@@ -62,32 +63,43 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="/tmp/edgefer_bench_clip.avi")
+    parser.add_argument("--record", default=None, help="write the record here, e.g. profiles/benchmarks/run_loop.md")
     args = parser.parse_args()
 
     faces = read_fer_csv(args.data, "PublicTest")
     clip_frames = compose_frames(faces.images, faces.labels, args.frames, 2, seed=1)
     video = write_video(clip_frames, args.out)
-    print(f"model {args.model}; {args.frames} frames of 640x480 with 2 faces; {args.threads} thread(s); "
-          f"detection on every frame; no display\n")
-    print("| detector | min face px | FPS (median) | capture ms | detect ms | classify ms | draw ms | faces/frame |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for detector, min_face in (("mtcnn", 40), ("mtcnn", 60), ("mtcnn", 20), ("haar", 40)):
+    speed = []
+    for detector, min_face in (("mtcnn", 40), ("mtcnn", 60), ("mtcnn", 20), ("yunet", 40), ("yunet", 20),
+                               ("haar", 40)):
         r = loop_speed(video, args.model, detector, min_face, args.threads, args.repeats)
         ms = r["ms"]
-        print(f"| {detector} | {min_face} | {r['fps']:.1f} | {ms['capture']:.2f} | {ms['detect']:.2f} | "
-              f"{ms['classify']:.2f} | {ms['draw']:.2f} | {r['faces_per_frame']:.2f} |", flush=True)
-    print(f"\npeak RSS of this process (loop, both detectors, decoded PublicTest): "
-          f"{high_water_mark(os.getpid()) / 1e6:.0f} MB\n")
+        speed.append([detector, min_face, round(r["fps"], 1), *[round(ms[k], 2) for k in ("capture", "detect",
+                                                                                       "classify", "draw")],
+                      round(r["faces_per_frame"], 2)])
+        print(speed[-1], flush=True)
+    rss = high_water_mark(os.getpid()) / 1e6
 
     truth = compose_frames(faces.images, faces.labels, args.accuracy_frames, 2, seed=7)
-    print(f"Detection recall and end-to-end accuracy on {2 * args.accuracy_frames} PublicTest faces pasted "
-          f"into 640x480 frames (a face counts as found at IoU >= 0.4)\n")
-    print("| detector | min face px | recall | false positives | expression accuracy (all faces) | accuracy on found faces |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for detector, min_face in (("mtcnn", 40), ("haar", 40)):
+    accuracy = []
+    for detector, min_face in (("mtcnn", 40), ("yunet", 40), ("haar", 40)):
         r = recall_and_accuracy(truth, detector, min_face, args.model)
-        print(f"| {detector} | {min_face} | {r['recall']:.3f} | {r['false_positives']} | "
-              f"{r['accuracy_end_to_end']:.3f} | {r['accuracy_on_detected']:.3f} |", flush=True)
+        accuracy.append([detector, min_face, round(r["recall"], 3), r["false_positives"],
+                         round(r["accuracy_end_to_end"], 3), round(r["accuracy_on_detected"], 3)])
+        print(accuracy[-1], flush=True)
+    text = (records.header("The live loop on 640x480 frames with two pasted PublicTest faces") +
+            f"\nmodel {args.model}; {args.frames} frames of 640x480 with 2 faces; {args.threads} thread(s); "
+            f"detection on every frame; no display; medians of {args.repeats} runs\n\n" +
+            records.table(["detector", "min face px", "FPS (median)", "capture ms", "detect ms", "classify ms",
+                           "draw ms", "faces/frame"], speed) +
+            f"\n\npeak RSS of this process (loop, every detector, decoded PublicTest): {rss:.0f} MB\n\n"
+            f"Detection recall and end-to-end accuracy on {2 * args.accuracy_frames} PublicTest faces pasted into "
+            f"640x480 frames (a face counts as found at IoU >= 0.4)\n\n" +
+            records.table(["detector", "min face px", "recall", "false positives", "expression accuracy (all faces)",
+                           "accuracy on found faces"], accuracy))
+    print(text)
+    if args.record:
+        records.write(args.record, text)
 
 
 if __name__ == "__main__":

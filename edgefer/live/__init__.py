@@ -1,14 +1,11 @@
 """The on-device loop (`edgefer run`): sources, detection + classification per frame, tracks, outputs,
 device profiles. Works on the base install: no TensorFlow, no `mtcnn` package."""
 
-from pathlib import Path
-
 from edgefer.live.config import STAGES, RunConfig, RunSummary
 from edgefer.live.loop import run
 from edgefer.live.sources import FrameSource, SourceError
+from edgefer.media import DEMO_IMAGE
 from edgefer.pipeline.tracks import FaceTracks, box_iou
-
-DEMO_IMAGE = Path(__file__).resolve().parents[1] / "assets" / "astronaut.jpg"
 
 __all__ = ["DEMO_IMAGE", "STAGES", "FaceTracks", "FrameSource", "RunConfig", "RunSummary", "SourceError",
            "box_iou", "run"]

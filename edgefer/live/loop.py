@@ -15,9 +15,10 @@ import time
 
 from edgefer.detect import Detection
 from edgefer.live.config import EXIT_DAMAGED, EXIT_SIGNAL, STAGES, RunConfig, RunSummary
-from edgefer.live.outputs import Outputs, draw_faces
+from edgefer.live.outputs import Outputs
 from edgefer.live.sources import FrameSource
 from edgefer.pipeline import FacePipeline
+from edgefer.pipeline.draw import draw_faces
 from edgefer.runtime import DEFAULT_MODEL
 
 

@@ -13,31 +13,14 @@ import os
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from edgefer.errors import EdgeferError
 from edgefer.files import check_writable_folder
 from edgefer.live.config import Frame, RunConfig
 from edgefer.live.sources import FrameSource, SourceError
-from edgefer.pipeline.face import Face
 
 ROTATIONS_KEPT = 5
 VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
-
-
-def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
-    canvas = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    thickness = max(1, round(max(canvas.shape[:2]) / 400))
-    for face in faces:
-        x, y, w, h = face.box
-        cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 200, 255), thickness)
-        label = f"{face.expression} {face.confidence:.2f}"
-        scale = 0.45 * thickness
-        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        top = max(y - th - 6, 0)
-        cv2.rectangle(canvas, (x, top), (x + tw + 4, top + th + 6), (0, 200, 255), -1)
-        cv2.putText(canvas, label, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness)
-    return canvas
 
 
 def gui_available() -> bool:

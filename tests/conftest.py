@@ -152,3 +152,28 @@ def postgres_url(tmp_path_factory):
     finally:
         run(bin_dir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# Test tiers (markers given here, by what a test uses, so no test can forget its tier):
+#   slow: trains or exports a model; browser: Chromium; postgres: a PostgreSQL server; ray: a Ray instance;
+#   jax: the JAX backend. The fast tier (device path, API, bad input on the shipped weights) is
+#   `python -m pytest -n auto -m "not slow and not browser and not postgres and not ray and not jax"`.
+SLOW_MODULES = {"test_training", "test_prune", "test_profiling", "test_sweep", "test_distillation", "test_averaging",
+                "test_reparam", "test_sharpness", "test_export", "test_models", "test_distribute", "test_tta"}
+SLOW_FIXTURES = {"trained_model", "exported"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if module in SLOW_MODULES or fixtures & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+        if "postgres_url" in fixtures:
+            item.add_marker(pytest.mark.postgres)
+        if "browser" in item.name:
+            item.add_marker(pytest.mark.browser)
+        if module == "test_bulk":
+            item.add_marker(pytest.mark.ray)
+        if "jax" in item.name or module == "test_distribute":
+            item.add_marker(pytest.mark.jax)

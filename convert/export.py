@@ -23,23 +23,15 @@ from edgefer.data import DataSpec, file_sha256, is_csv, load_split
 from edgefer.files import atomic_path, check_writable_folder, new_run_dir, write_json, write_text
 from edgefer.tfenv import configure_tensorflow
 from edgefer.runtime import ModelInfo, load_classifier, sidecar_path
+from edgefer.runtime.formats import EXPORT_FORMATS, FORMATS, INT8_FORMATS
+from edgefer.runtime.timing import command as timing_command
 from edgefer.labels import CLASS_NAMES
 from edgefer.metrics import compute_metrics
 
-# format name -> (file suffix appended to the stem, runtime)
-FORMATS = {
-    "float32": ("_float32.tflite", "tflite"),
-    "float16": ("_float16.tflite", "tflite"),
-    "dynamic": ("_dynamic.tflite", "tflite"),
-    "int8": ("_int8.tflite", "tflite"),
-    "onnx": (".onnx", "onnx"),
-    "onnx_int8": ("_int8.onnx", "onnx"),
-}
-DEFAULT_FORMATS = ("float32", "float16", "dynamic", "int8", "onnx", "onnx_int8")
+DEFAULT_FORMATS = EXPORT_FORMATS
 # ONNX exports get convolution widths rounded up to a multiple of 8 with zero channels (same outputs):
 # ONNX Runtime ran a pruned mini_xception with odd widths 1.7x slower than the unpruned one
 ONNX_CHANNEL_MULTIPLE = 8
-INT8_FORMATS = ("int8", "onnx_int8")
 DEFAULT_PROJECT = Path("runs/export")   # runs/export/<model stem>[N] unless --out is given
 MIN_CALIBRATION, RECOMMENDED_CALIBRATION = 20, 300
 
@@ -71,10 +63,10 @@ def parse_formats(text: str | None, int8_only: bool = False) -> list[str]:
         return list(INT8_FORMATS)
     names = [n.strip() for n in (text or ",".join(DEFAULT_FORMATS)).split(",") if n.strip()]
     for name in names:
-        if name not in FORMATS:
-            hint = difflib.get_close_matches(name, FORMATS, n=1)
+        if name not in EXPORT_FORMATS:
+            hint = difflib.get_close_matches(name, EXPORT_FORMATS, n=1)
             raise ExportError(f"unknown format {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                              + f"; expected some of {', '.join(FORMATS)}")
+                              + f"; expected some of {', '.join(EXPORT_FORMATS)}")
     return list(dict.fromkeys(names))
 
 
@@ -139,13 +131,11 @@ def clean_process_latency(path: Path, threads: int) -> tuple[float, float]:
     """Single-face ms and faces/s measured in a fresh process without TensorFlow (as on a device):
     in the exporting process TensorFlow's thread pools slow other runtimes (ONNX Runtime ran 4x slower)."""
     import subprocess
-    import sys
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
         result = Path(folder) / "latency.json"
-        subprocess.run([sys.executable, "-m", "edgefer.profile.workers", "infer", str(path), str(threads), str(result)],
-                       check=True, capture_output=True, timeout=600)
+        subprocess.run(timing_command(path, threads, result), check=True, capture_output=True, timeout=600)
         timing = json.loads(result.read_text())
     return timing["ms_per_face"], timing["faces_per_s"]
 
@@ -188,12 +178,12 @@ def export_model(model_path, out_dir=None, formats=DEFAULT_FORMATS, data=None, s
     # a new folder per export unless --out names one: never inside the installed package, never over another
     out_dir = Path(out_dir) if out_dir is not None else new_run_dir(DEFAULT_PROJECT, stem)
     for fmt in formats:
-        target = out_dir / f"{stem}{FORMATS[fmt][0]}"
+        target = out_dir / f"{stem}{FORMATS[fmt].ending}"
         source, offset = (int8_model, int8_offset) if fmt in INT8_FORMATS else (model, FLOAT_OFFSET)
         metadata = model_metadata(model, model_path, fmt, offset)
         started = time.perf_counter()
         try:
-            if FORMATS[fmt][1] == "tflite":
+            if FORMATS[fmt].runtime == "tflite":
                 calibration = (lambda: iter(calibration_set)) if fmt in INT8_FORMATS else None
                 _write_file(target, keras_to_tflite(source, (size, size, 1), fmt, calibration), metadata)
             elif fmt == "onnx":

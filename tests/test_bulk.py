@@ -115,7 +115,23 @@ def test_corrupt_files_are_recorded_not_fatal(archive, tmp_path):
     assert files["a.png"] == "ok"
     assert files["fake.mp4"].startswith("error: not a video")
     assert files["bad.jpg"].startswith("error: unreadable image")
-    assert files["broken.avi"] != "ok" or pq.read_table(out / "files.parquet").to_pylist()[2]["frames"] < 24
+    # a video that decodes part-way is damaged, as `edgefer run` says of the same file (exit 3)
+    assert files["broken.avi"].startswith("error:"), files["broken.avi"]
+    ran = runner.invoke(app, ["run", "--source", str(broken), "--no-show", "-q"])
+    assert ran.exit_code == 3 and "ended early" in ran.output
+
+
+def test_the_same_file_named_twice_is_processed_once(archive, tmp_path, monkeypatch):
+    monkeypatch.chdir(archive)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["bulk", "one.avi", str(archive / "one.avi"), "photos/../one.avi", "--out", str(out),
+                                 "--workers", "1000"])
+    assert result.exit_code == 0, result.output
+    assert "1 file(s) in 1 task(s)" in result.output and "1 worker(s)" in result.output   # one actor per task at most
+    files = pq.read_table(out / "files.parquet").to_pylist()
+    assert [Path(f["file"]) for f in files] == [archive / "one.avi"]
+    rows = pq.read_table(out / "faces").to_pylist()
+    assert len(rows) == len({(r["frame"], r["x"], r["y"]) for r in rows})   # no duplicate rows
 
 
 def wait_for_ray_to_go(timeout: float = 60) -> None:

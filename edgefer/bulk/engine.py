@@ -34,7 +34,8 @@ from edgefer.files import atomic_path, check_writable_folder, read_json, write_j
 from edgefer.labels import CLASS_NAMES
 from edgefer.tfenv import verbose
 
-RESULT_OPTIONS = ("stride", "max_fps", "model", "detector", "min_face_size", "tta", "chunk_frames")
+RESULT_OPTIONS = ("stride", "max_fps", "model", "detector", "min_face_size", "score_threshold", "nms_threshold",
+                  "margin", "tta", "tta_shift", "chunk_frames")
 
 
 def run_bulk(config: BulkConfig, log=print, on_task=None) -> dict:

@@ -9,22 +9,33 @@ from pathlib import Path
 
 import cv2
 
+from edgefer.errors import EdgeferError
 from edgefer.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 LIST_SUFFIXES = {".txt", ".list", ".lst"}
 
 
 def file_id(name: str) -> str:
-    """A stable folder name for a file's results."""
-    return hashlib.sha1(name.encode("utf-8")).hexdigest()[:16]
+    """A stable folder name for a file's results: its resolved path with its size and modification time for a
+    local file (the same file named two ways is one file; a file replaced by another is a new one), the URI
+    for a remote one."""
+    key = name
+    if not is_uri(name):
+        try:
+            stat = Path(name).stat()
+            key = f"{Path(name).resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        except OSError:
+            pass
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
 
 
 def is_uri(text: str) -> bool:
     return "://" in text and not text.startswith("file://")
 
 
-def expand_sources(sources: list[str]) -> list[str]:
-    """Every image and video the sources name, in a stable order, without repeats."""
+def expand_sources(sources: list[str], _lists: frozenset = frozenset()) -> list[str]:
+    """Every image and video the sources name (local files by their resolved path), in a stable order, without
+    repeats. A list file that names itself, directly or through other lists, is refused."""
     found: list[str] = []
     for source in sources:
         text = str(source)
@@ -33,18 +44,23 @@ def expand_sources(sources: list[str]) -> list[str]:
             continue
         path = Path(text[len("file://"):] if text.startswith("file://") else text)
         if path.is_dir():
-            found += sorted(str(p) for p in path.rglob("*")
+            found += sorted(str(p.resolve()) for p in path.rglob("*")
                             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
+            resolved = path.resolve()
+            if resolved in _lists:
+                raise EdgeferError(f"{path}: this list file names itself (directly or through another list); "
+                                   f"expected lists of images, videos, folders or other lists")
             lines = [line.strip() for line in path.read_text().splitlines()]
-            found += expand_sources([line for line in lines if line and not line.startswith("#")])
+            found += expand_sources([line for line in lines if line and not line.startswith("#")],
+                                    _lists | {resolved})
         elif path.is_file():
-            found.append(str(path))
+            found.append(str(path.resolve()))
         elif any(ch in text for ch in "*?["):
             matches = sorted(glob.glob(text, recursive=True))
             if not matches:
                 raise FileNotFoundError(f"{text}: the pattern matches no file")
-            found += expand_sources(matches)
+            found += expand_sources(matches, _lists)
         else:
             raise FileNotFoundError(f"{text}: no such file, folder, glob or list file")
     return list(dict.fromkeys(found))

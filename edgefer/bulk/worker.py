@@ -51,6 +51,7 @@ class TaskProcessor:
     def process(self, task: dict) -> dict:
         started, started_at = time.perf_counter(), time.time()
         rows, frames, status = [], 0, "ok"
+        self.stopped_at = None
         try:
             for index, timestamp, image in self._frames(task):
                 frames += 1
@@ -59,6 +60,9 @@ class TaskProcessor:
             status = f"error: {' '.join(str(error).split())[:200]}"
         if status == "ok" and task["kind"] == "video" and frames == 0:
             status = "error: no decodable frame in this range (corrupt or truncated)"
+        elif status == "ok" and self.stopped_at is not None:   # as `edgefer run` says of the same file
+            status = (f"error: video ended early at frame {self.stopped_at} of {task['frame_count']} "
+                      f"(corrupt or truncated)")
         record = {"file": task["file"], "file_id": task["file_id"], "start": int(task["start"]),
                   "end": int(task["end"]), "frames": frames, "faces": len(rows),
                   "seconds": round(time.perf_counter() - started, 3), "started_at": round(started_at, 3),
@@ -77,24 +81,34 @@ class TaskProcessor:
                 raise EdgeferError("unreadable image (expected a file OpenCV can decode)")
             yield 0, None, image
             return
-        step = self.config.step(task["fps"])
         with _local(name) as path:
             capture = cv2.VideoCapture(path)
             try:
                 if not capture.isOpened():
                     raise EdgeferError("not a video OpenCV can decode")
+                fps, end, count = float(task["fps"]), int(task["end"]), int(task["frame_count"])
+                if fps <= 0:   # a URI is planned unopened: its rate and length are known only now
+                    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+                    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+                    end = count or 1 << 30
+                    task["frame_count"] = count
+                step = self.config.step(fps)
                 start = int(task["start"])
                 if start:
                     capture.set(cv2.CAP_PROP_POS_FRAMES, start)
-                for index in range(start, int(task["end"])):
+                for index in range(start, end):
                     if index % step:
-                        if not capture.grab():
-                            break
-                        continue
-                    ok, image = capture.read()
-                    if not ok or image is None:
+                        ok, image = capture.grab(), None
+                    else:
+                        ok, image = capture.read()
+                        ok = ok and image is not None
+                    if not ok:
+                        # a container may promise one frame more than it holds (`edgefer run` allows it too)
+                        if count and index < count - 1:
+                            self.stopped_at = index
                         break
-                    yield index, index / task["fps"], image
+                    if image is not None:
+                        yield index, index / fps, image
             finally:
                 capture.release()
 

@@ -21,8 +21,12 @@ from edgefer.files import write_json, write_text
 from edgefer.machine import machine_description
 from edgefer.profile.report import render_markdown, write_csv_tables, write_plots
 from edgefer.profile.sampler import StageMeasurement, measure_command
+from edgefer.runtime.formats import FORMATS
+from edgefer.runtime.timing import command as timing_command
 
-RUNTIMES = {"keras": ".keras", "tflite_float32": "_float32.tflite", "tflite_int8": "_int8.tflite", "onnx": ".onnx"}
+# the runtimes of the edge table, by the format each reads (edgefer.runtime.formats)
+RUNTIMES = {"keras": FORMATS["keras"].ending, "tflite_float32": FORMATS["float32"].ending,
+            "tflite_int8": FORMATS["int8"].ending, "onnx": FORMATS["onnx"].ending}
 
 
 @dataclass
@@ -132,7 +136,7 @@ def _edge(config: ProfileConfig, work: Path, log, name: str) -> dict:
         row = {"size_kb": round(path.stat().st_size / 1024, 1)} if path.exists() else {}
         for threads in (1, psutil.cpu_count() or 1):
             result_path = work / f"infer_{runtime}_{threads}.json"
-            run = measure_command(_worker("infer", path, threads, result_path), config.interval, _child_env())
+            run = measure_command(timing_command(path, threads, result_path), config.interval, _child_env())
             timing = _result(result_path)
             row[f"ms_per_face_{threads}t"] = timing.get("ms_per_face")
             row[f"faces_per_s_{threads}t"] = timing.get("faces_per_s")

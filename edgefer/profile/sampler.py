@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 import psutil
 
 from edgefer.errors import EdgeferError
+from edgefer.machine import high_water_mark
 
 FIELDS = ("t", "cpu_pct", "cpu_pct_core", "user_pct", "sys_pct", "sys_user_pct", "sys_sys_pct", "mem_pct", "rss_mb")
 
@@ -144,18 +145,6 @@ class ProcessSampler(threading.Thread):
             pass  # the child ended (or crashed): keep the samples so far
         finally:
             self.cpu_seconds = time.thread_time() - start_cpu
-
-
-def high_water_mark(pid: int) -> int:
-    """The process's peak resident set size in bytes since exec (Linux VmHWM); 0 where unavailable."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
 
 
 def measure_command(command: list[str], interval: float = 0.5, env: dict | None = None,

@@ -7,11 +7,10 @@ import argparse
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 from edgefer.files import write_json
-from edgefer.profile.sampler import high_water_mark
+from edgefer.machine import high_water_mark
 
 
 def _train_worker(model, data, work, epochs, train_images, batch_size) -> None:
@@ -54,28 +53,12 @@ def _export_worker(model_path, data, out) -> None:
                  threshold=100.0, log=lambda *_: None)
 
 
-def _infer_worker(model_path, threads, result_path) -> None:
-    import numpy as np
-
-    from edgefer.runtime import load_classifier, time_single_face
-
-    classifier = load_classifier(model_path, threads=int(threads))
-    faces = np.random.default_rng(0).integers(0, 256, (512, classifier.info.input_size, classifier.info.input_size),
-                                              dtype=np.uint8)
-    ms = time_single_face(classifier, repeats=200)
-    start = time.perf_counter()
-    classifier.predict(faces)
-    rate = len(faces) / (time.perf_counter() - start)
-    write_json(result_path, {"ms_per_face": ms, "faces_per_s": rate, "backend": classifier.backend,
-                             "self_peak_rss_mb": high_water_mark(os.getpid()) / 1e6})
-
-
 def _main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m edgefer.profile.workers", description="edgefer profile workers")
-    parser.add_argument("stage", choices=["train", "test", "export", "infer"])
+    parser.add_argument("stage", choices=["train", "test", "export"])
     parser.add_argument("args", nargs="*")
     parsed = parser.parse_args(argv)
-    {"train": _train_worker, "test": _test_worker, "export": _export_worker, "infer": _infer_worker}[parsed.stage](*parsed.args)
+    {"train": _train_worker, "test": _test_worker, "export": _export_worker}[parsed.stage](*parsed.args)
 
 
 if __name__ == "__main__":

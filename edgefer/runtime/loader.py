@@ -9,12 +9,12 @@ import numpy as np
 
 from edgefer.errors import EdgeferError
 from edgefer.runtime.base import Classifier
+from edgefer.runtime.formats import RUNTIME_OF_SUFFIX
 from edgefer.runtime.info import ModelInfo, sidecar_path
 from edgefer.runtime.keras import KerasClassifier
 from edgefer.runtime.litert import TFLiteClassifier
 from edgefer.runtime.onnx import ONNXClassifier
 
-FORMATS = {".keras": "keras", ".tflite": "tflite", ".onnx": "onnx"}
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 DEFAULT_MODEL = WEIGHTS / "mini_xception_fer2013_int8.tflite"   # what `edgefer run` uses
 DEFAULT_KERAS_MODEL = WEIGHTS / "mini_xception_fer2013.keras"
@@ -24,7 +24,7 @@ def load_classifier(path: str | os.PathLike, threads: int | None = None, provide
     """Open a .keras, .tflite or .onnx classifier by its extension, or a training run directory (its
     weights/model.keras, as `edgefer evaluate` takes it)."""
     path = resolve_model_path(path)
-    kind = FORMATS[path.suffix.lower()]
+    kind = RUNTIME_OF_SUFFIX[path.suffix.lower()]
     info = ModelInfo.for_model(path)
     try:
         if kind == "keras":
@@ -48,10 +48,10 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
         inside = path / "weights" / "model.keras"
         if not inside.is_file():
             raise EdgeferError(f"{path}: a folder without weights/model.keras (expected a model file "
-                               f"({', '.join(FORMATS)}) or a training run directory)")
+                               f"({', '.join(RUNTIME_OF_SUFFIX)}) or a training run directory)")
         return inside
-    if path.suffix.lower() not in FORMATS:
-        raise EdgeferError(f"{path}: unknown model format {path.suffix!r}; expected {', '.join(FORMATS)} "
+    if path.suffix.lower() not in RUNTIME_OF_SUFFIX:
+        raise EdgeferError(f"{path}: unknown model format {path.suffix!r}; expected {', '.join(RUNTIME_OF_SUFFIX)} "
                            f"or a training run directory")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: model file not found")

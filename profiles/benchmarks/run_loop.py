@@ -23,7 +23,7 @@ from edgefer.compose import compose_frames, write_video
 from edgefer.data import read_fer_csv
 from edgefer.runtime import DEFAULT_MODEL
 from edgefer.live import RunConfig, box_iou, run
-from edgefer.profile.sampler import high_water_mark
+from edgefer.machine import high_water_mark
 
 
 def loop_speed(video: str, model: str, detector: str, min_face: int, threads: int, repeats: int) -> dict:

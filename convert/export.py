@@ -150,6 +150,10 @@ def export_model(model_path, out_dir=None, formats=DEFAULT_FORMATS, data=None, s
         raise ExportError("--data is required to validate the exports (e.g. the FER-2013 CSV; PublicTest is used)")
     if out_dir is not None:
         check_writable_folder(out_dir, "--out")
+        taken = [name for name in ("export.md", "export.json") if (Path(out_dir) / name).exists()]
+        if taken:   # nothing already written is replaced: an earlier export's report and files stay
+            raise ExportError(f"--out {out_dir}: holds an earlier export ({', '.join(taken)}); expected a new or "
+                              f"empty folder (leave --out out for a new runs/export/<name>N)")
     else:
         check_writable_folder(DEFAULT_PROJECT, "--out")
     model = _load_keras(model_path)

@@ -8,6 +8,7 @@ TensorFlow is set; `edgefer -v CMD` shows every library's log lines.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import sys
@@ -327,21 +328,86 @@ def run(
                            **{k: "" if k == "model" and v is None else v for k, v in pick(RunConfig, options).items()})
         if device:
             config = apply_profile(config, load_profile(device), explicit)
-        print_faces = faces if faces is not None else live.FrameSource.kind_of(config.source) in ("image", "folder")
+        kind = live.FrameSource.kind_of(config.source)
+        print_faces = faces if faces is not None else kind in ("image", "folder")
+        # `--json -` puts the records on standard output: edgefer's own lines go to standard error
+        echo = functools.partial(typer.echo, err=config.json_path == "-")
+        if config.show and ("show" in explicit or kind == "camera"):
+            from edgefer.live.outputs import gui_available
+
+            if not gui_available():
+                echo("note: no window: this OpenCV has no GUI (opencv-python-headless) or there is no display; "
+                     "watch in a browser with --serve 8080, or pass --no-show")
+        progress = _RunProgress(config.source, kind) if sys.stderr.isatty() and not quiet else None
 
         def report(record):
+            if progress:
+                progress.update(record)
             if print_faces and not quiet:
                 where = record.get("file") or f"frame {record['frame']}"
                 for face in record["faces"]:
-                    typer.echo(f"{where}: face {face['id']} {face['box']} {face['emotion']} "
-                               f"{face['probabilities'][face['emotion']]:.2f}")
+                    line = (f"{where}: face {face['id']} {face['box']} {face['emotion']} "
+                            f"{face['probabilities'][face['emotion']]:.2f}")
+                    progress.print(line) if progress else echo(line)
 
-        summary = live.run(config, on_frame=report, log=typer.echo)
+        try:
+            summary = live.run(config, on_frame=report, log=progress.print if progress else echo)
+        finally:
+            if progress:
+                progress.stop()
     if not quiet:
-        typer.echo(f"source {config.source}, detector {config.detector}, model {config.model or 'shipped int8'}")
-    _print_run_summary(summary)
+        echo(f"source {config.source}, detector {config.detector}, model {config.model or 'shipped int8'}")
+    _print_run_summary(summary, echo)
     if summary.exit_code:
         raise typer.Exit(summary.exit_code)
+
+
+class _RunProgress:
+    """`edgefer run`'s progress on a terminal: frames done of the total and FPS for files, a status line every
+    few seconds for cameras and streams (as Ultralytics prints `video 1/1 (frame 12/150)`)."""
+
+    def __init__(self, source: str, kind: str):
+        import time
+
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.clock, self.started, self.frames, self.live = time.perf_counter, time.perf_counter(), 0, kind in (
+            "camera", "stream")
+        total = None
+        if kind == "video":
+            import cv2
+
+            capture = cv2.VideoCapture(source)
+            total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None
+            capture.release()
+        elif kind == "folder":
+            total = len(live_files(source))
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                            TextColumn("{task.fields[fps]}"), TimeElapsedColumn(), transient=True)
+        self.task = self.bar.add_task("frames" if kind != "folder" else "images", total=total, fps="")
+        self.last_status = self.started
+        self.bar.start()
+
+    def update(self, record: dict) -> None:
+        self.frames += 1
+        now = self.clock()
+        fps = self.frames / max(now - self.started, 1e-6)
+        self.bar.update(self.task, advance=1, fps=f"{fps:.1f} FPS")
+        if self.live and now - self.last_status >= 5:
+            self.last_status = now
+            self.print(f"{self.frames} frames, {fps:.1f} FPS, {len(record['faces'])} face(s) in the latest")
+
+    def print(self, line: str) -> None:
+        self.bar.console.print(line, highlight=False, markup=False)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def live_files(source: str) -> list:
+    from edgefer.live.sources import FrameSource
+
+    return FrameSource(source).files
 
 
 def _run_source(camera, source) -> str:
@@ -362,14 +428,14 @@ def _parse_resolution(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _print_run_summary(summary) -> None:
+def _print_run_summary(summary, echo=typer.echo) -> None:
     ms = summary.mean_ms()
-    typer.echo(f"{'frames':>8}{'faces':>8}{'FPS':>9}" + "".join(f"{s + ' ms':>12}" for s in ms))
-    typer.echo(f"{summary.frames:>8}{summary.faces:>8}{summary.fps:>9.1f}" + "".join(f"{v:>12.2f}" for v in ms.values()))
+    echo(f"{'frames':>8}{'faces':>8}{'FPS':>9}" + "".join(f"{s + ' ms':>12}" for s in ms))
+    echo(f"{summary.frames:>8}{summary.faces:>8}{summary.fps:>9.1f}" + "".join(f"{v:>12.2f}" for v in ms.values()))
     if summary.unreadable:
         shown = ", ".join(summary.unreadable[:5]) + (" ..." if len(summary.unreadable) > 5 else "")
-        typer.echo(f"unreadable: {len(summary.unreadable)} file(s): {shown}")
-    typer.echo(f"stopped: {summary.stopped}")
+        echo(f"unreadable: {len(summary.unreadable)} file(s): {shown}")
+    echo(f"stopped: {summary.stopped}")
 
 
 # --------------------------------------------------------------------------- bulk

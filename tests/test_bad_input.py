@@ -37,6 +37,9 @@ def bad(tmp_path_factory, fer_csv):
     (root / "a_file").write_text("not a folder")
     (root / "profile.json").write_text("{not json")
     (root / "toaster.json").write_text(json.dumps({"threads": 2, "toast": True}))
+    (root / "four.json").write_text(json.dumps({"threads": "four"}))
+    (root / "wide.json").write_text(json.dumps({"resolution": [640, "x"]}))
+    (root / "zero.json").write_text(json.dumps({"detect_every": 0}))
     (root / "runs").mkdir()
     for name, state in (("broken_state", "{oops"), ("lost_last", json.dumps({"epoch": 4}))):
         run = root / "runs" / name
@@ -88,6 +91,8 @@ CASES = [
     # train: ranges, names, paths, resume
     ("train --data {csv} --batch-size 0", 2, "'--batch-size'"),
     ("train --data {csv} --epochs 0", 2, "'--epochs'"),
+    ("train --data {csv} --batch-size 1 --limit 64", 2, "--batch-size 1: expected at least 2"),
+    ("profile --data {csv} --batch-size 1 --out {bad}/profile", 2, "--batch-size 1: expected at least 2"),
     ("train --data {csv} --lr -1", 2, "--lr -1.0: expected a learning rate > 0"),
     ("train --data {csv} --lr 0", 2, "--lr 0.0: expected a learning rate > 0"),
     ("train --data {csv} --limit 0", 2, "'--limit'"),
@@ -159,9 +164,20 @@ CASES = [
     ("run --source demo --json {bad}/precious", 2, "--json {bad}/precious: is a folder"),
     ("run --source demo --device {bad}/profile.json", 2, "profile.json: not valid JSON"),
     ("run --source demo --device {bad}/toaster.json", 2, "unknown setting(s) toast"),
+    ("run --source demo --device {bad}/four.json", 2, "four.json: setting 'threads' is \"four\"; expected an integer"),
+    ("run --source demo --device {bad}/wide.json", 2, "setting 'resolution' is [640, \"x\"]; expected [WIDTH, HEIGHT]"),
+    ("run --source demo --device {bad}/zero.json", 2, "zero.json: setting 'detect_every' is 0; expected a value >= 1"),
     ("run --source demo --device toaster", 2, "--device 'toaster': unknown device profile"),
     ("run --source demo --resolution 0x0", 2, "expected positive WIDTHxHEIGHT"),
     ("run --source demo --rotate-mb -1", 2, "'--rotate-mb'"),
+    ("run --source demo --detector yunet --score-threshold 1.5", 2, "'--score-threshold'"),
+    ("run --source demo --detector yunet --nms-threshold 0", 2, "--nms-threshold 0.0: expected a value > 0 and < 1"),
+    ("run --source demo --detector mtcnn --score-threshold 0.5", 2, "--score-threshold 0.5: the mtcnn detector has none"),
+    ("run --source demo --model {bad}/notarun", 2, "notarun: a folder without weights/model.keras"),
+    # bulk (options are declared once with run's: the same ranges)
+    ("bulk {bad}/nothing.avi --out {bad}/bulk", 2, "nothing.avi: no such file, folder, glob or list file"),
+    ("bulk {csv} --out {bad}/bulk --margin 5", 2, "'--margin'"),
+    ("bulk {csv} --out {bad}/bulk --workers 0", 2, "'--workers'"),
     # sweep, prune, profile
     ("sweep --data {csv} --trials 0", 2, "'--trials'"),
     ("sweep --data {csv} --space lr=bad --out {bad}/sweep", 2, "--space lr: unknown kind 'bad'"),

@@ -168,3 +168,12 @@ def test_a_file_that_fails_validation_is_not_kept(trained_model, fer_csv, tmp_pa
     assert row.status.startswith("FAILED") and "file not kept" in row.status
     assert not Path(row.file).exists() and not Path(row.file + ".json").exists()
     assert "FAILED" in (folder / "export.md").read_text()
+
+
+def test_an_earlier_export_is_never_replaced(trained_model, fer_csv, tmp_path):
+    folder = tmp_path / "earlier"
+    folder.mkdir()
+    (folder / "export.md").write_text("| int8 | ok |\n")
+    with pytest.raises(ExportError, match="holds an earlier export \\(export.md\\)"):
+        export_model(trained_model, folder, ["float32"], str(fer_csv))
+    assert (folder / "export.md").read_text() == "| int8 | ok |\n"

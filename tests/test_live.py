@@ -345,3 +345,29 @@ def test_a_missing_camera_says_each_retry_then_exits_3(int8_model):
     assert [line.split(";")[1].strip() for line in lines[:2]] == ["retry 1 in 1 s (0.5 s of --retry-seconds left after it)",
                                                                    "retry 2 in 0.5 s (0 s of --retry-seconds left after it)"]
     assert lines[-1] == "error: --camera 7: could not be opened after retrying for 1.5 s (is it connected and free?)"
+
+
+def test_a_torn_json_lines_file_is_repaired_before_appending(int8_model, tmp_path):
+    """After a power cut mid-line (issue 32, item 4): the partial line moves to <file>.torn and the appended
+    records start on their own line, so every line of the file parses."""
+    log = tmp_path / "faces.jsonl"
+    log.write_text('{"frame": 0, "faces": []}\n{"frame": 1, "fa')
+    result = runner.invoke(app, ["run", "--source", "demo", "--model", int8_model, "--no-show", "--json", str(log)])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["frame"] for r in records] == [0, 0] and records[1]["faces"][0]["emotion"] == "happy"
+    assert (tmp_path / "faces.jsonl.torn").read_text() == '{"frame": 1, "fa\n'
+
+
+def test_json_dash_writes_records_to_standard_output(int8_model):
+    done = subprocess.run([sys.executable, "-m", "edgefer", "run", "--source", "demo", "--model", int8_model,
+                           "--no-show", "--json", "-"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    [line] = done.stdout.splitlines()                      # only the record: edgefer's lines go to stderr
+    assert json.loads(line)["faces"][0]["emotion"] == "happy" and "stopped: end of source" in done.stderr
+    assert not Path("-").exists()
+
+
+def test_show_without_a_gui_says_why(int8_model):
+    result = runner.invoke(app, ["run", "--source", "demo", "--model", int8_model, "--show"])
+    assert result.exit_code == 0 and "no window: this OpenCV has no GUI" in result.output

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -42,7 +43,7 @@ def check_outputs(config: RunConfig, source: FrameSource) -> None:
     """Refuse outputs that would overwrite an input or an earlier recording, before anything is opened."""
     inputs = source.input_paths()
     for option, value in (("--save", config.save), ("--json", config.json_path)):
-        if not value:
+        if not value or (option == "--json" and value == "-"):
             continue
         path = Path(value)
         if any(_same_file(path, p) for p in inputs):
@@ -63,7 +64,7 @@ def check_outputs(config: RunConfig, source: FrameSource) -> None:
         if source.kind == "folder" and _same_file(folder, Path(source.source)):
             raise EdgeferError(f"--save {config.save}: is the --source folder; expected another folder")
     for value, option in ((config.save, "--save"), (config.json_path, "--json")):
-        if value:
+        if value and value != "-":
             _check_writable(Path(value), option)
 
 
@@ -93,13 +94,18 @@ class JsonLines:
     """An appended JSON Lines file, flushed every line, rotated past `rotate_mb` (file.1 is the newest)."""
 
     def __init__(self, path: str, rotate_mb: float = 0.0):
-        self.path, self.limit = Path(path), int(rotate_mb * 1e6)
+        self.stdout = str(path) == "-"   # `--json -`: standard output, never rotated
+        self.path, self.limit = Path(path), 0 if self.stdout else int(rotate_mb * 1e6)
         self.handle = None
 
     def write(self, record: dict) -> None:
         if self.handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            if self.stdout:
+                self.handle = sys.stdout
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                repair_torn_tail(self.path)
+                self.handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self.handle.write(json.dumps(record) + "\n")
         self.handle.flush()
         if self.limit and self.handle.tell() >= self.limit:
@@ -115,8 +121,35 @@ class JsonLines:
 
     def close(self) -> None:
         if self.handle is not None:
-            self.handle.close()
+            if not self.stdout:
+                self.handle.close()
             self.handle = None
+
+
+def repair_torn_tail(path: Path) -> int:
+    """A file whose last line was cut (a power cut mid-write) ends without a newline: move that partial line
+    to `<file>.torn` and truncate it away, so appended records start on a line of their own and every line
+    parses. Returns the bytes moved."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return 0
+    if size == 0:
+        return 0
+    with open(path, "rb+") as handle:
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return 0
+        tail_start = max(0, size - (1 << 20))
+        handle.seek(tail_start)
+        tail = handle.read()
+        cut = tail_start + tail.rfind(b"\n") + 1 if b"\n" in tail else tail_start
+        handle.seek(cut)
+        torn = handle.read()
+        with open(path.with_name(path.name + ".torn"), "ab") as keep:
+            keep.write(torn + b"\n")
+        handle.truncate(cut)
+    return len(torn)
 
 
 class Outputs:

@@ -51,8 +51,11 @@ class ProfileConfig:
             check_model_name(name)
         if self.interval <= 0:
             raise EdgeferError(f"--interval must be positive seconds, got {self.interval}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise EdgeferError("--epochs and --batch-size must be at least 1")
+        if self.epochs < 1:
+            raise EdgeferError(f"--epochs {self.epochs}: expected at least 1")
+        if self.batch_size < 2:   # TensorFlow 2.21 aborts training on single-image batches (as `train` refuses)
+            raise EdgeferError(f"--batch-size {self.batch_size}: expected at least 2 (TensorFlow 2.21 crashes "
+                               f"training on single-image batches)")
         if self.train_images is not None and self.train_images < self.batch_size:
             raise EdgeferError(f"--train-images {self.train_images} is smaller than one batch ({self.batch_size})")
         for device in self.devices:
@@ -83,6 +86,7 @@ def run_profile(config: ProfileConfig, log=print) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"machine": machine_description(), "config": config.__dict__, "models": {}}
     cpu_runs: dict[tuple[str, int], tuple[StageMeasurement, dict]] = {}   # the training stage, for the device table
+    failed: list[str] = []
     for name in config.models:
         log(f"[{name}] training ({config.epochs} epoch(s), {config.train_images or 'all'} images)")
         entry = report["models"][name] = {}
@@ -96,10 +100,13 @@ def run_profile(config: ProfileConfig, log=print) -> dict:
         entry.update(layers=trained.get("layers"), history=trained.get("history"), backend=trained.get("backend"))
         if not train.ok:
             log(f"[{name}] training failed (exit {train.returncode}); samples kept")
+            failed.append(f"{name} training (exit {train.returncode})")
             continue
         log(f"[{name}] testing")
         test = measure_command(_worker("test", work / "model.keras", config.data, config.test_images or 0, work),
                                config.interval, _child_env(), config.timeout)
+        if not test.ok:
+            failed.append(f"{name} testing (exit {test.returncode})")
         entry["test"] = _result(work / "test.json")
         _save_stage(out, name, "test", test, entry, entry["test"])
         if config.edge:
@@ -110,6 +117,9 @@ def run_profile(config: ProfileConfig, log=print) -> dict:
     write_text(out / "summary.md", render_markdown(report))
     write_csv_tables(report, out)
     write_plots(report, out)
+    if failed:   # the record is written (with the failed stages' samples), and the command still fails
+        raise EdgeferError(f"profile: {', '.join(failed)} failed; what was measured is in {out / 'summary.md'}",
+                           exit_code=1)
     return report
 
 

@@ -158,6 +158,9 @@ def check_config(config: TrainConfig) -> None:
     for option, value in positive.items():
         if value < 1:
             raise EdgeferError(f"{option} {value}: expected an integer >= 1")
+    if config.batch_size < 2:   # measured: TensorFlow 2.21 aborts ("double free or corruption") at batch size 1
+        raise EdgeferError(f"--batch-size {config.batch_size}: expected at least 2 (TensorFlow 2.21 crashes "
+                           f"training on single-image batches)")
     if config.input_size < 16:
         raise EdgeferError(f"--input-size {config.input_size}: expected at least 16 pixels")
     if not (config.lr > 0 and math.isfinite(config.lr)):

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import psutil
 
+from edgefer.records import header as record_header
+from edgefer.detect.types import DEFAULT_DETECTOR
 from edgefer.compose import compose_frames, write_video
 from edgefer.data import read_fer_csv
 
@@ -93,7 +95,7 @@ def main() -> None:
                 results[f"bulk {workers} worker" + ("s" if workers > 1 else "")].append(
                     (wall, cpu, peak, pipeline_rate(out)))
                 assert len(Path(out, "summary.csv").read_text().splitlines()) == args.videos + 1
-    lines = [f"{args.videos} videos x {args.frames} frames of 640x480 with 2 faces ({total} frames), MTCNN 40 px, "
+    lines = [f"{args.videos} videos x {args.frames} frames of 640x480 with 2 faces ({total} frames), {DEFAULT_DETECTOR} 40 px, "
              f"shipped int8 model, {os.cpu_count()} cores; medians of {args.repeats} runs; {time.strftime('%Y-%m-%d')}",
              "", "| how | wall s | frames/s (wall) | frames/s while processing | vs 1 worker (processing) "
              "| CPU-s per 1,000 frames | peak RSS of one worker MB |",
@@ -109,7 +111,7 @@ def main() -> None:
     lines += ["", "Wall time includes starting Python, loading the models and (bulk) starting a local Ray instance; "
               "'while processing' runs from the first task's start to the last task's end (for `run`: wall). "
               "`run` is one process per video, one after another, as a shell loop would do it."]
-    text = "\n".join(lines) + "\n"
+    text = record_header("edgefer bulk scaling on this machine") + "\n" + "\n".join(lines) + "\n"
     print(text)
     OUT.write_text(text)
 

@@ -16,6 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from edgefer import records
+from edgefer.detect.types import DEFAULT_DETECTOR
 from edgefer.compose import compose_frames, write_video
 from edgefer.data import read_fer_csv
 from edgefer.live import RunConfig
@@ -72,7 +74,7 @@ def main() -> None:
                 if mode == "viewer":
                     viewed.append(frames_seen)
     base = statistics.median(results["plain"])
-    lines = [f"`edgefer run` on {args.frames} frames of 640x480 with 2 faces, shipped int8 model, MTCNN 40 px, "
+    lines = [f"`edgefer run` on {args.frames} frames of 640x480 with 2 faces, shipped int8 model, {DEFAULT_DETECTOR} 40 px, "
              f"1 thread; medians of {args.repeats} alternating runs ({time.strftime('%Y-%m-%d')})", "",
              "| setting | FPS (median) | runs | vs no server |", "| --- | ---: | --- | ---: |"]
     names = {"plain": "no --serve", "serve": "--serve, no viewer", "viewer": "--serve, one viewer on /stream.mjpg"}
@@ -82,7 +84,7 @@ def main() -> None:
                      f"{(median / base - 1) * 100:+.1f} % |")
     lines += ["", f"The viewer received a median of {statistics.median(viewed):.0f} JPEG frames per run "
               f"(it skips frames when it is slower than the loop; the loop never waits for it)."]
-    text = "\n".join(lines) + "\n"
+    text = records.header("FPS cost of --serve") + "\n" + "\n".join(lines) + "\n"
     print(text)
     OUT.write_text(text)
 

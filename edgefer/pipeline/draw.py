@@ -21,6 +21,7 @@ def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
         scale = 0.45 * thickness
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = max(y - th - 6, 0)
-        cv2.rectangle(canvas, (x, top), (x + tw + 4, top + th + 6), (0, 200, 255), -1)
-        cv2.putText(canvas, label, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness)
+        left = max(0, min(x, canvas.shape[1] - tw - 4))   # the whole label stays inside the frame
+        cv2.rectangle(canvas, (left, top), (left + tw + 4, top + th + 6), (0, 200, 255), -1)
+        cv2.putText(canvas, label, (left + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness)
     return canvas

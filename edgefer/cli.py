@@ -610,6 +610,22 @@ def prune(
     typer.echo(f"pruned model: {result.model_path}  (export: edgefer export {result.model_path} --data ...)")
 
 
+@app.command()
+def checks(
+    cameras: int = typer.Option(2, min=0, max=16, help="Probe camera indices 0..N-1."),
+):
+    """What this machine can run: versions, runtimes and detectors (with a timing), OpenCV's window, cameras,
+    CPU features."""
+    from edgefer.checks import format_checks, run_checks
+
+    with one_line_errors():
+        results = run_checks(cameras)
+    typer.echo(format_checks(results))
+    if any(c.status in ("failed", "missing") and c.what in ("LiteRT int8 (the default model)", "edgefer", "numpy")
+           for c in results):
+        raise typer.Exit(1)
+
+
 def console() -> None:  # pragma: no cover - the `edgefer` console script
     """The installed command: C++ library chatter filtered from the terminal (see tfenv.StderrFilter)."""
     if "-v" in sys.argv[1:2] or "--verbose" in sys.argv[1:2]:

@@ -371,3 +371,14 @@ def test_json_dash_writes_records_to_standard_output(int8_model):
 def test_show_without_a_gui_says_why(int8_model):
     result = runner.invoke(app, ["run", "--source", "demo", "--model", int8_model, "--show"])
     assert result.exit_code == 0 and "no window: this OpenCV has no GUI" in result.output
+
+
+def test_checks_reports_what_this_machine_runs_without_tensorflow():
+    script = ("import sys\nfor n in ('tensorflow', 'keras', 'mtcnn'):\n    sys.modules[n] = None\n"
+              "sys.argv = ['edgefer', 'checks', '--cameras', '1']\nfrom edgefer.cli import console\nconsole()\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {line[:33].strip(): line[33:].split() for line in done.stdout.splitlines()}
+    assert rows["LiteRT int8 (the default model)"][0] == "ok" and rows["detector yunet"][0] == "ok"
+    assert rows["Keras models (.keras)"][0] == "missing" and rows["camera 0"][0] in ("ok", "no")
+    assert rows["OpenCV window (--show)"][0] in ("ok", "no") and "Traceback" not in done.stderr

@@ -382,3 +382,18 @@ def test_checks_reports_what_this_machine_runs_without_tensorflow():
     assert rows["LiteRT int8 (the default model)"][0] == "ok" and rows["detector yunet"][0] == "ok"
     assert rows["Keras models (.keras)"][0] == "missing" and rows["camera 0"][0] in ("ok", "no")
     assert rows["OpenCV window (--show)"][0] in ("ok", "no") and "Traceback" not in done.stderr
+
+
+def test_loop_and_realtime_replay_a_file_at_its_own_pace(clip, int8_model):
+    """A file behind --serve as a demo (issue 34, item 4): --loop starts again at the end with frame numbers
+    that keep counting; --realtime plays at the video's 15 FPS instead of as fast as the loop can."""
+    path, _ = clip
+    records = []
+    summary = run(RunConfig(source=path, model=int8_model, show=False, loop=True, max_frames=30),
+                  on_frame=records.append)
+    assert summary.frames == 30 and summary.stopped == "max frames" and summary.exit_code == 0
+    assert [r["frame"] for r in records] == list(range(30))
+    boxes = [[(f["box"], f["emotion"]) for f in records[k]["faces"]] for k in (0, 12)]
+    assert boxes[0] == boxes[1]   # the same frame a lap later (new track ids: the faces jumped back)
+    paced = run(RunConfig(source=path, model=int8_model, show=False, realtime=True))
+    assert paced.frames == 12 and 0.7 <= paced.seconds and paced.fps <= 17   # 12 frames at 15 FPS: 0.73 s

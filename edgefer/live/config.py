@@ -38,6 +38,10 @@ class RunConfig(PipelineOptions):
                               help="Rotate the --json file when it passes this size (file.1, file.2 ...); 0: never.")
     retry_seconds: float = option(0.0, min=0, help="Camera/stream: keep reopening a lost source for this long "
                                                    "(backoff 1-30 s, a line per retry); 0: stop at once.")
+    loop: bool = option(False, help="Files: start again at the end (a demo behind --serve); ends with Ctrl-C or "
+                                    "--max-frames.")
+    realtime: bool = option(False, help="Files: play a video at its own frame rate (photos: one a second), not as "
+                                        "fast as the loop can.")
     show: bool = option(True, help="Show a window when OpenCV has a GUI and a display exists.")
     resolution: tuple[int, int] | None = option(None, cli=False, expected="WIDTHxHEIGHT",
                                                 help="Camera capture size WxH, e.g. 640x480.")

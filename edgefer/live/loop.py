@@ -79,7 +79,8 @@ def _browser_view(config: RunConfig, log):
 
 
 def _loop(config: RunConfig, on_frame, view, log=None) -> RunSummary:
-    source = FrameSource(config.source, config.resolution, config.retry_seconds, log=log)
+    source = FrameSource(config.source, config.resolution, config.retry_seconds, log=log, loop=config.loop,
+                         realtime=config.realtime)
     pipeline = FacePipeline.from_options(config, providers=config.providers, smoothing=config.smoothing)
     photos = source.kind in ("image", "folder")   # unrelated pictures: no tracks, no held boxes between them
     summary = RunSummary()

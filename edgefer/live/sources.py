@@ -30,8 +30,10 @@ class FrameSource:
     """Iterates Frames. After iteration, `stopped` says why it ended, `damaged` whether it broke off,
     `unreadable` lists the files of a folder that did not decode, `reconnects` counts reopenings."""
 
-    def __init__(self, source: str, resolution=None, retry_seconds: float = 0.0, sleep=time.sleep, log=None):
+    def __init__(self, source: str, resolution=None, retry_seconds: float = 0.0, sleep=time.sleep, log=None,
+                 loop: bool = False, realtime: bool = False):
         self.source, self.resolution, self.retry_seconds, self.sleep = source, resolution, retry_seconds, sleep
+        self.loop, self.realtime = loop, realtime
         self.log = log or (lambda line: None)
         self.kind, self.fps = self.kind_of(source), 30.0
         self.stopped, self.damaged = "end of source", False
@@ -69,10 +71,23 @@ class FrameSource:
         return files
 
     def frames(self) -> Iterator[Frame]:
-        if self.kind in ("image", "folder"):
-            yield from self._images()
-        else:
-            yield from self._video()
+        """The source's frames; files again and again with `loop` (indices keep counting), at their own pace
+        with `realtime` (a video's frame rate, photos one a second)."""
+        files = self.kind in ("image", "folder", "video")
+        offset, started = 0, time.perf_counter()
+        while True:
+            count = 0
+            for frame in (self._images() if self.kind in ("image", "folder") else self._video()):
+                count += 1
+                if self.realtime and files:
+                    due = (offset + count - 1) / (self.fps if self.kind == "video" else 1.0)
+                    wait = due - (time.perf_counter() - started)
+                    if wait > 0:
+                        self.sleep(wait)
+                yield frame._replace(index=frame.index + offset) if offset else frame
+            if not (self.loop and files and count and not self.damaged):
+                return
+            offset += count
 
     def _images(self):
         root = Path(self.source)

@@ -435,6 +435,8 @@ def _print_run_summary(summary, echo=typer.echo) -> None:
     if summary.unreadable:
         shown = ", ".join(summary.unreadable[:5]) + (" ..." if len(summary.unreadable) > 5 else "")
         echo(f"unreadable: {len(summary.unreadable)} file(s): {shown}")
+    if summary.saved_video:
+        echo(f"saved: {summary.saved_video}")
     echo(f"stopped: {summary.stopped}")
 
 

@@ -227,10 +227,13 @@ def test_outputs_never_overwrite_inputs_or_recordings(clip, int8_model, tmp_path
     recording = tmp_path / "old.mp4"
     recording.write_bytes(b"an earlier recording")
     for option, target, message in [("--save", path, "is an input of --source"),
-                                    ("--json", path, "is an input of --source"),
-                                    ("--save", str(recording), "already exists")]:
+                                    ("--json", path, "is an input of --source")]:
         result = runner.invoke(app, ["run", "--source", path, "--model", int8_model, "--no-show", option, target])
         assert result.exit_code == 2 and message in result.output, (option, result.output)
+    # a taken recording name gets a number, as saved photos do: one rule, nothing written over
+    result = runner.invoke(app, ["run", "--source", path, "--model", int8_model, "--no-show", "--save", str(recording)])
+    assert result.exit_code == 0 and f"saved: {tmp_path / 'old_2.mp4'}" in result.output, result.output
+    assert cv2.VideoCapture(str(tmp_path / "old_2.mp4")).read()[0]
     assert Path(path).read_bytes() == original and recording.read_bytes() == b"an earlier recording"
 
 

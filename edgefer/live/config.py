@@ -87,6 +87,7 @@ class RunSummary:
     exit_code: int = EXIT_OK
     unreadable: list[str] = field(default_factory=list)   # files of a folder that could not be decoded
     reconnects: int = 0                                     # camera/stream reopened after a loss
+    saved_video: str | None = None                          # where --save's video went (numbered if taken)
 
     @property
     def fps(self) -> float:
@@ -99,4 +100,4 @@ class RunSummary:
         return {"frames": self.frames, "faces": self.faces, "seconds": round(self.seconds, 3),
                 "fps": round(self.fps, 2), "ms_per_frame": {k: round(v, 3) for k, v in self.mean_ms().items()},
                 "stopped": self.stopped, "exit_code": self.exit_code, "unreadable": self.unreadable,
-                "reconnects": self.reconnects}
+                "reconnects": self.reconnects, "saved_video": self.saved_video}

@@ -130,5 +130,6 @@ def _loop(config: RunConfig, on_frame, view, log=None) -> RunSummary:
             summary.seconds = clock() - started
             summary.unreadable = list(source.unreadable)
             summary.reconnects = source.reconnects
+            summary.saved_video = None if outputs.video_path is None else str(outputs.video_path)
     return summary
 

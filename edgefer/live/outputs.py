@@ -54,9 +54,6 @@ def check_outputs(config: RunConfig, source: FrameSource) -> None:
         path = Path(config.save)
         if path.suffix.lower() not in VIDEO_CODECS:
             raise EdgeferError(f"--save {config.save}: expected a .mp4 or .avi video, or a folder for images")
-        if path.exists():
-            raise FileExistsError(f"--save {config.save}: already exists; expected a new file name "
-                                  "(edgefer never writes over a recording)")
     elif config.save:
         folder = Path(config.save)
         if folder.is_file():
@@ -158,7 +155,7 @@ class Outputs:
     def __init__(self, config: RunConfig, source: FrameSource):
         check_outputs(config, source)
         self.config, self.source = config, source
-        self.writer = None
+        self.writer, self.video_path = None, None
         self.json = JsonLines(config.json_path, config.rotate_mb) if config.json_path else None
         self.show = config.show and gui_available()
         self.save_dir = Path(config.save) if config.save and not _saves_video(config, source) else None
@@ -184,7 +181,8 @@ class Outputs:
                 raise KeyboardInterrupt
 
     def _open_video(self, width: int, height: int) -> None:
-        path = Path(self.config.save)
+        # one rule with saved photos: an earlier recording is never written over; the new one is numbered
+        path = self.video_path = _unused(Path(self.config.save))
         path.parent.mkdir(parents=True, exist_ok=True)
         fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[path.suffix.lower()])
         self.writer = cv2.VideoWriter(str(path), fourcc, self.source.fps, (width, height))

@@ -400,3 +400,23 @@ def test_loop_and_realtime_replay_a_file_at_its_own_pace(clip, int8_model):
     assert boxes[0] == boxes[1]   # the same frame a lap later (new track ids: the faces jumped back)
     paced = run(RunConfig(source=path, model=int8_model, show=False, realtime=True))
     assert paced.frames == 12 and 0.7 <= paced.seconds and paced.fps <= 17   # 12 frames at 15 FPS: 0.73 s
+
+
+def test_a_matroska_recording_survives_a_power_cut(long_clip, int8_model, tmp_path):
+    """kill -9 mid-recording (issue 32, item 4): the .mkv still plays, up to about where it was cut."""
+    out_json, out_video = tmp_path / "frames.jsonl", tmp_path / "annotated.mkv"
+    child = subprocess.Popen([sys.executable, "-m", "edgefer", "run", "--source", long_clip, "--model", int8_model,
+                              "--json", str(out_json), "--save", str(out_video), "--no-show", "-q"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out_json.exists() or len(out_json.read_text().splitlines()) < 40):
+        time.sleep(0.2)
+    child.kill()
+    child.wait(timeout=60)
+    lines = len(out_json.read_text().splitlines())
+    video = cv2.VideoCapture(str(out_video))
+    decoded = 0
+    while video.read()[0]:
+        decoded += 1
+    video.release()
+    assert lines >= 40 and 10 <= decoded <= lines, (decoded, lines)

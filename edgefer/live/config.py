@@ -31,7 +31,7 @@ class RunConfig(PipelineOptions):
                               help="EMA weight of the past for each tracked face's probabilities (0 = off).")
     max_frames: int | None = option(None, min=1, help="Stop after this many frames.", show_default="no limit")
     save: str | None = option(None, show_default=False,
-                              help="Annotated video (.mp4/.avi), or a folder for annotated images.")
+                              help="Annotated video (.mkv survives a power cut, .mp4, .avi), or a folder for images.")
     json_path: str | None = option(None, flag="--json", show_default=False,
                                    help="JSON Lines per frame, appended (flushed every frame).")
     rotate_mb: float = option(0.0, min=0,

@@ -83,6 +83,8 @@ def _loop(config: RunConfig, on_frame, view, log=None) -> RunSummary:
                          realtime=config.realtime)
     pipeline = FacePipeline.from_options(config, providers=config.providers, smoothing=config.smoothing)
     photos = source.kind in ("image", "folder")   # unrelated pictures: no tracks, no held boxes between them
+    if log and config.save and source.kind in ("camera", "stream") and config.save.lower().endswith(".mp4"):
+        log(f"note: --save {config.save}: an .mp4 plays only once closed; a power cut loses it (.mkv survives)")
     summary = RunSummary()
     detections: list[Detection] = []
     clock = time.perf_counter

@@ -20,7 +20,7 @@ from convert.input_grid import FLOAT_OFFSET, INPUT_SCALE, int8_input_model, scal
 from edgefer.errors import EdgeferError
 from edgefer.prune.channels import pad_channels
 from edgefer.data import DataSpec, file_sha256, is_csv, load_split
-from edgefer.files import atomic_path, check_writable_folder, new_run_dir, write_json, write_text
+from edgefer.files import atomic_path, check_writable_folder, model_label, new_run_dir, write_json, write_text
 from edgefer.tfenv import configure_tensorflow
 from edgefer.runtime import ModelInfo, load_classifier, sidecar_path
 from edgefer.runtime.formats import EXPORT_FORMATS, FORMATS, INT8_FORMATS
@@ -180,7 +180,7 @@ def export_model(model_path, out_dir=None, formats=DEFAULT_FORMATS, data=None, s
     from convert.to_tflite import keras_to_tflite
 
     # a new folder per export unless --out names one: never inside the installed package, never over another
-    out_dir = Path(out_dir) if out_dir is not None else new_run_dir(DEFAULT_PROJECT, stem)
+    out_dir = Path(out_dir) if out_dir is not None else new_run_dir(DEFAULT_PROJECT, model_label(model_path))
     for fmt in formats:
         target = out_dir / f"{stem}{FORMATS[fmt].ending}"
         source, offset = (int8_model, int8_offset) if fmt in INT8_FORMATS else (model, FLOAT_OFFSET)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from edgefer.data import DataSpec, load_split
 from edgefer.errors import EdgeferError
-from edgefer.files import new_run_dir, read_json, write_json
+from edgefer.files import model_label, new_run_dir, read_json, write_json
 from edgefer.metrics import Metrics, compute_metrics, format_metrics
 from edgefer.plots import plot_confusion, plots_available
 from edgefer.runtime import load_classifier
@@ -84,7 +84,7 @@ def evaluate_model(config: EvaluateConfig, log=print) -> EvaluationReport:
         probabilities = classifier.predict(faces.images)
     metrics = compute_metrics(probabilities, faces.labels)
     suffix, label = _tta_names(tta, config.tta_shift)
-    out_dir = new_run_dir(config.project, config.name or f"{_model_label(config.model)}_{config.split}{suffix}")
+    out_dir = new_run_dir(config.project, config.name or f"{model_label(config.model)}_{config.split}{suffix}")
     title = f"{config.model.name} on {config.split}{label} [{classifier.backend}]"
     json_path = write_json(out_dir / "metrics.json", {
         "model": str(config.model), "backend": classifier.backend, "data": config.data, "split": config.split,
@@ -97,13 +97,6 @@ def evaluate_model(config: EvaluateConfig, log=print) -> EvaluationReport:
         log("no confusion.png: matplotlib is not installed (pip install matplotlib, or the train extra)")
     notes = "".join(f"{note}\n" for note in faces.notes)
     return EvaluationReport(metrics, notes + format_metrics(metrics, title), json_path, png_path)
-
-
-def _model_label(model: Path) -> str:
-    """A readable name for a model file: runs/train/m3/weights/model.keras -> m3_model."""
-    if model.parent.name == "weights" and (model.parent.parent / "args.json").is_file():   # a training run
-        return f"{model.parent.parent.name}_{model.stem}"
-    return model.stem
 
 
 def _tta_names(tta: bool, shift: int) -> tuple[str, str]:

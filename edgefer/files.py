@@ -87,3 +87,12 @@ def new_run_dir(project: str | os.PathLike, name: str, exist_ok: bool = False) -
         candidate = base.with_name(f"{name}{index}")
     candidate.mkdir(parents=True, exist_ok=True)
     return candidate
+
+
+def model_label(model: str | os.PathLike) -> str:
+    """A readable name for a model file, for the folders made from it: a training run's weights are named
+    after the run (runs/train/m3/weights/model.keras -> m3_model), any other file after its stem."""
+    model = Path(model)
+    if model.parent.name == "weights" and (model.parent.parent / "args.json").is_file():
+        return f"{model.parent.parent.name}_{model.stem}"
+    return model.stem

@@ -177,3 +177,14 @@ def test_an_earlier_export_is_never_replaced(trained_model, fer_csv, tmp_path):
     with pytest.raises(ExportError, match="holds an earlier export \\(export.md\\)"):
         export_model(trained_model, folder, ["float32"], str(fer_csv))
     assert (folder / "export.md").read_text() == "| int8 | ok |\n"
+
+
+def test_folders_made_from_a_run_model_are_named_after_the_run(tmp_path):
+    """export, prune and evaluate name their folders after a training run, not its file (`model`)."""
+    from edgefer.files import model_label
+
+    weights = tmp_path / "runs" / "train" / "m3" / "weights"
+    weights.mkdir(parents=True)
+    (weights.parent / "args.json").write_text("{}")
+    assert model_label(weights / "model.keras") == "m3_model"
+    assert model_label(tmp_path / "mini_xception_fer2013.keras") == "mini_xception_fer2013"

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from edgefer.data import DataSpec, FaceSet, is_csv, load_split
-from edgefer.files import atomic_path, new_run_dir, write_json
+from edgefer.files import atomic_path, model_label, new_run_dir, write_json
 from edgefer.metrics import compute_metrics
 from edgefer.models import load_face_model
 from edgefer.prune.channels import remove_channels
@@ -91,7 +91,7 @@ def run_prune(config: PruneConfig, log=print) -> PruneResult:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # every pruned model retraces predict once
     original = load_face_model(config.model, "prune")
     train, val = _load_data(config, log)
-    run_dir = new_run_dir(config.project, config.name or Path(config.model).stem)
+    run_dir = new_run_dir(config.project, config.name or model_label(config.model))
     write_json(run_dir / "args.json", asdict(config))
     order = np.random.default_rng(config.seed).permutation(len(train))
     calibration = train.images[order[: config.calibration_faces]]

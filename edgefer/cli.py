@@ -247,7 +247,7 @@ def _print_train_results(results) -> None:
 def evaluate(
     model: Path = typer.Argument(..., help="Model file (.keras, .tflite, .onnx), or a training run directory (its weights/model.keras, data and validation split)."),
     data: Optional[str] = typer.Option(None, help=DATA_HELP, show_default="a run directory's data"),
-    split: Optional[str] = typer.Option(None, help="CSV Usage value, or train/val/test of an image folder.", show_default="PublicTest"),
+    split: Optional[str] = typer.Option(None, help="CSV Usage value, or all/train/val/test of an image folder.", show_default="PublicTest; all for an image folder"),
     tta: bool = typer.Option(False, help="Average the prediction with that of the mirrored face."),
     tta_shift: int = typer.Option(0, min=0, max=8, help=TTA_SHIFT_HELP),
     limit: Optional[int] = typer.Option(None, min=1, help="Evaluate at most this many images.", show_default="all"),

@@ -334,10 +334,12 @@ def load_split(spec: DataSpec, split: str) -> FaceSet:
         stat = os.stat(spec.path) if os.path.exists(spec.path) else None
         return _csv_split(spec.path, stat and (stat.st_size, stat.st_mtime_ns), split, spec.skip_bad, spec.limit,
                           spec.size)
+    if split.lower() == "all":   # every labelled image of the folder (a folder made for evaluation)
+        return _folder_all(spec).head(spec.limit)
     parts = dict(zip(("train", "val", "test"), _folder_parts(spec)))
     key = {"training": "train", "publictest": "val", "privatetest": "test"}.get(split.lower(), split.lower())
     if key not in parts:
-        raise DataError(f"{spec.path}: unknown split {split!r} for an image folder; expected train, val or test")
+        raise DataError(f"{spec.path}: unknown split {split!r} for an image folder; expected all, train, val or test")
     return parts[key].head(spec.limit)
 
 
@@ -355,8 +357,13 @@ def _csv_split(path, version, split: str, skip_bad: bool, limit: int | None, siz
 
 
 @functools.lru_cache(maxsize=2)
+def _folder_all(spec: DataSpec) -> FaceSet:
+    return read_image_folder(spec.path, spec.size, skip_bad=spec.skip_bad)
+
+
+@functools.lru_cache(maxsize=2)
 def _folder_parts(spec: DataSpec) -> list[FaceSet]:
-    faces = read_image_folder(spec.path, spec.size, skip_bad=spec.skip_bad)
+    faces = _folder_all(spec)
     train_fraction = 1.0 - spec.val_fraction - spec.test_fraction
     return stratified_split(faces, (train_fraction, spec.val_fraction, spec.test_fraction), spec.seed)
 

@@ -56,7 +56,9 @@ class EvaluateConfig:
             raise EdgeferError(f"--limit {limit}: expected a number of images >= 1 (omit it for all)")
         if options.get("tta_shift", 0) < 0:
             raise EdgeferError(f"--tta-shift {options['tta_shift']}: expected pixels >= 0")
-        return cls(model=model, data=str(data), split=split or "PublicTest", **options)
+        if split is None:   # a CSV: its PublicTest; an image folder given on its own: every image in it
+            split = "all" if Path(str(data)).is_dir() else "PublicTest"
+        return cls(model=model, data=str(data), split=split, **options)
 
 
 @dataclass

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 
 import cv2
+import json
+
 import numpy as np
 import pytest
 from conftest import fer_row
@@ -134,3 +136,19 @@ def test_stratified_split_keeps_class_balance(tmp_path):
     assert [p.class_counts()[3] for p in parts] == [20, 10, 10]
     spec = DataSpec(str(tmp_path), val_fraction=0.25, test_fraction=0.25, seed=1)
     assert len(load_split(spec, "val")) == 15
+
+
+def test_evaluate_scores_a_whole_image_folder(tmp_path):
+    """An image folder given to `evaluate` is scored whole (issue 34): split 'all', the default for folders."""
+    from typer.testing import CliRunner
+
+    from edgefer.cli import app
+    from edgefer.runtime import DEFAULT_MODEL
+
+    _write_folder(tmp_path / "faces", {"happy": 6, "sad": 5}, size=48)
+    assert len(load_split(DataSpec(str(tmp_path / "faces")), "all")) == 11
+    result = CliRunner().invoke(app, ["evaluate", str(DEFAULT_MODEL), "--data", str(tmp_path / "faces"),
+                                      "--project", str(tmp_path / "ev")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(next((tmp_path / "ev").rglob("metrics.json")).read_text())
+    assert metrics["samples"] == 11 and metrics["split"] == "all"

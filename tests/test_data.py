@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import gzip
-
-import cv2
 import json
 
+import cv2
 import numpy as np
 import pytest
 from conftest import fer_row

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import importlib.util
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -453,7 +454,9 @@ def bulk(
     """Expressions for whole archives of images and videos on Ray Data: one Parquet row per face."""
     needs_extra("bulk", ("ray", "pyarrow"), "bulk")
 
-    with one_line_errors():
+    resume = "edgefer bulk " + " ".join(shlex.quote(a) for a in sys.argv[sys.argv.index("bulk") + 1:]) \
+        if "bulk" in sys.argv else f"edgefer bulk ... --out {out}"
+    with one_line_errors(interrupted=f"interrupted: finished tasks are kept in {out}; resume with: {resume}"):
         config = BulkConfig(sources=list(sources), out=str(out),
                             **{k: "" if k == "model" and v is None else v for k, v in pick(BulkConfig, options).items()})
         report = _bulk_with_progress(config)

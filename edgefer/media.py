@@ -9,3 +9,19 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".m
 
 # the demo photo: NASA's public-domain portrait of Eileen Collins, as shipped by scikit-image
 DEMO_IMAGE = Path(__file__).resolve().parent / "assets" / "astronaut.jpg"
+
+
+def truncated_jpeg(path) -> bool:
+    """A JPEG cut short (a copy or a power cut mid-write): no end-of-image marker at its end. OpenCV decodes such
+    a file half grey with a libjpeg warning that names no file; edgefer names it and calls it unreadable."""
+    if Path(path).suffix.lower() not in (".jpg", ".jpeg"):
+        return False
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - 64))
+            tail = handle.read().rstrip(b"\x00 \r\n\t")
+    except OSError:
+        return False
+    return size > 2 and not tail.endswith(b"\xff\xd9")

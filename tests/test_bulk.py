@@ -114,7 +114,7 @@ def test_corrupt_files_are_recorded_not_fatal(archive, tmp_path):
     files = {Path(r["file"]).name: r["status"] for r in pq.read_table(out / "files.parquet").to_pylist()}
     assert files["a.png"] == "ok"
     assert files["fake.mp4"].startswith("error: not a video")
-    assert files["bad.jpg"].startswith("error: unreadable image")
+    assert files["bad.jpg"].startswith("error: truncated JPEG")   # named, not decoded half grey
     # a video that decodes part-way is damaged, as `edgefer run` says of the same file (exit 3)
     assert files["broken.avi"].startswith("error:"), files["broken.avi"]
     ran = runner.invoke(app, ["run", "--source", str(broken), "--no-show", "-q"])
@@ -189,3 +189,21 @@ def test_a_two_node_cluster_shares_the_work(archive, tmp_path):
         cluster.shutdown()
     assert report["totals"]["ok"] == 2 and report["totals"]["frames"] == 48
     assert len(nodes) == 2, nodes   # both nodes ran tasks
+
+
+def test_ctrl_c_names_the_command_that_resumes(archive, tmp_path):
+    """Ctrl-C mid-job (issue 34): exit 130 with one line that keeps the finished tasks and names the resume."""
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "edgefer", "bulk", str(archive / "one.avi"), "--out", str(out),
+               "--workers", "1", "--chunk-frames", "2"]
+    restore = f"import os, signal; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv({sys.executable!r}, {command!r})"
+    job = subprocess.Popen([sys.executable, "-c", restore], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and not list(out.glob("tasks/*/part-*.json")):
+        time.sleep(0.2)
+    job.send_signal(signal.SIGINT)
+    stdout, stderr = job.communicate(timeout=120)
+    wait_for_ray_to_go()
+    assert job.returncode == 130, stderr[-2000:]
+    assert f"interrupted: finished tasks are kept in {out}; resume with: edgefer bulk" in stderr
+    assert "Traceback" not in stderr

@@ -420,3 +420,23 @@ def test_a_matroska_recording_survives_a_power_cut(long_clip, int8_model, tmp_pa
         decoded += 1
     video.release()
     assert lines >= 40 and 10 <= decoded <= lines, (decoded, lines)
+
+
+def test_a_truncated_jpeg_is_named_not_used_half_grey(int8_model, tmp_path):
+    """A JPEG cut to a third (issue 32, item 5) decodes half grey with a libjpeg warning naming no file:
+    edgefer names it and counts it unreadable (a folder goes on; a lone photo is bad input)."""
+    from edgefer.data import DataError, read_face_image
+    from edgefer.media import DEMO_IMAGE
+
+    data = DEMO_IMAGE.read_bytes()
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "good.jpg").write_bytes(data)
+    (tmp_path / "photos" / "cut.jpg").write_bytes(data[: len(data) // 3])
+    result = runner.invoke(app, ["run", "--source", str(tmp_path / "photos"), "--model", int8_model, "--no-show"])
+    assert result.exit_code == 0 and "unreadable: 1 file(s): cut.jpg" in result.output, result.output
+    assert "good.jpg: face 0" in result.output
+    lone = runner.invoke(app, ["run", "--source", str(tmp_path / "photos" / "cut.jpg"), "--model", int8_model,
+                               "--no-show"])
+    assert lone.exit_code == 2 and "cut.jpg: unreadable image (a truncated JPEG" in lone.output
+    with pytest.raises(DataError, match="cut.jpg: truncated JPEG"):
+        read_face_image(tmp_path / "photos" / "cut.jpg")

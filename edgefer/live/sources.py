@@ -16,7 +16,7 @@ import cv2
 
 from edgefer.errors import EdgeferError
 from edgefer.live.config import Frame
-from edgefer.media import IMAGE_SUFFIXES
+from edgefer.media import IMAGE_SUFFIXES, truncated_jpeg
 
 BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
@@ -92,10 +92,11 @@ class FrameSource:
     def _images(self):
         root = Path(self.source)
         for index, file in enumerate(self.files):
-            frame = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            frame = None if truncated_jpeg(file) else cv2.imread(str(file), cv2.IMREAD_COLOR)
             if frame is None:
                 if self.kind == "image":
-                    raise SourceError(f"--source {file}: unreadable image (expected a file OpenCV can decode)")
+                    raise SourceError(f"--source {file}: unreadable image (a truncated JPEG or a file OpenCV "
+                                      f"cannot decode)")
                 self.unreadable.append(str(file.relative_to(root)))
                 continue  # a corrupt file in a folder is counted, the rest still run
             name = file.name if self.kind == "image" else str(file.relative_to(root))

@@ -160,6 +160,7 @@ CASES = [
     ("run --source demo --model {bad}/five_class.keras", 2, "outputs shape (1, 5) but its labels name 7"),
     ("run --camera 0 --source demo", 2, "give either --camera or --source"),
     ("run --source demo --save {bad}/a_file/x.mp4", 2, "a_file is a file; expected a folder"),
+    ("run --source demo --save-crops {bad}/a_file", 2, "a_file: is a file; expected a folder for face crops"),
     ("run --source {bad}/precious/clip.avi --save {bad}/precious/clip.avi", 2, "is an input of --source"),
     ("run --source demo --json {bad}/precious", 2, "--json {bad}/precious: is a folder"),
     ("run --source demo --device {bad}/profile.json", 2, "profile.json: not valid JSON"),

@@ -440,3 +440,20 @@ def test_a_truncated_jpeg_is_named_not_used_half_grey(int8_model, tmp_path):
     assert lone.exit_code == 2 and "cut.jpg: unreadable image (a truncated JPEG" in lone.output
     with pytest.raises(DataError, match="cut.jpg: truncated JPEG"):
         read_face_image(tmp_path / "photos" / "cut.jpg")
+
+
+def test_save_crops_writes_each_face_once_and_never_over(clip, int8_model, tmp_path):
+    path, _ = clip
+    crops, log = tmp_path / "crops", tmp_path / "faces.jsonl"
+    args = ["run", "--source", path, "--model", int8_model, "--no-show", "-q", "--margin", "0.2",
+            "--save-crops", str(crops), "--json", str(log)]
+    assert runner.invoke(app, args).exit_code == 0
+    faces = [(r["frame"], f) for line in log.read_text().splitlines() for r in [json.loads(line)] for f in r["faces"]]
+    written = sorted(crops.glob("*.jpg"))
+    assert len(written) == len(faces) > 10
+    frame, face = faces[0]
+    crop = cv2.imread(str(crops / f"frame_{frame:06d}_face{face['id']}.jpg"))
+    side = round(max(face["box"][2:]) * 1.2)
+    assert crop.ndim == 3 and max(crop.shape[:2]) <= side and max(crop.shape[:2]) >= min(face["box"][2:])
+    assert runner.invoke(app, args).exit_code == 0
+    assert len(list(crops.glob("*.jpg"))) == 2 * len(written)   # a second run adds _2 files, replaces none

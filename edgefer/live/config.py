@@ -32,6 +32,9 @@ class RunConfig(PipelineOptions):
     max_frames: int | None = option(None, min=1, help="Stop after this many frames.", show_default="no limit")
     save: str | None = option(None, show_default=False,
                               help="Annotated video (.mkv survives a power cut, .mp4, .avi), or a folder for images.")
+    save_crops: str | None = option(None, show_default=False,
+                                    help="A folder for each face's crop (its box grown by --margin, in colour): "
+                                         "<photo or frame>_face<id>.jpg; never written over.")
     json_path: str | None = option(None, flag="--json", show_default=False,
                                    help="JSON Lines per frame, appended (flushed every frame).")
     rotate_mb: float = option(0.0, min=0,

@@ -62,7 +62,13 @@ def check_outputs(config: RunConfig, source: FrameSource) -> None:
             raise NotADirectoryError(f"--save {config.save}: is a file; expected a folder for annotated images")
         if source.kind == "folder" and _same_file(folder, Path(source.source)):
             raise EdgeferError(f"--save {config.save}: is the --source folder; expected another folder")
-    for value, option in ((config.save, "--save"), (config.json_path, "--json")):
+    if config.save_crops:
+        crops = Path(config.save_crops)
+        if crops.is_file():
+            raise NotADirectoryError(f"--save-crops {config.save_crops}: is a file; expected a folder for face crops")
+        if source.kind == "folder" and _same_file(crops, Path(source.source)):
+            raise EdgeferError(f"--save-crops {config.save_crops}: is the --source folder; expected another folder")
+    for value, option in ((config.save, "--save"), (config.json_path, "--json"), (config.save_crops, "--save-crops")):
         if value and value != "-":
             _check_writable(Path(value), option)
 
@@ -165,6 +171,8 @@ class Outputs:
     def write(self, frame: Frame, record: dict, annotated) -> None:
         if self.json:
             self.json.write(record)
+        if self.config.save_crops and record["faces"]:
+            self._write_crops(frame, record["faces"])
         if annotated is None:
             return
         if self.save_dir is not None:
@@ -181,6 +189,22 @@ class Outputs:
             cv2.imshow("edgefer", annotated)
             if cv2.waitKey(1) & 0xFF in (27, ord("q")):
                 raise KeyboardInterrupt
+
+    def _write_crops(self, frame: Frame, faces: list[dict]) -> None:
+        folder = Path(self.config.save_crops)
+        stem = Path(frame.file).with_suffix("") if frame.file else Path(f"frame_{frame.index:06d}")
+        height, width = frame.image.shape[:2]
+        for face in faces:
+            x, y, w, h = face["box"]
+            side = max(1, round(max(w, h) * (1 + self.config.margin)))
+            x0, y0 = round(x + w / 2 - side / 2), round(y + h / 2 - side / 2)
+            crop = frame.image[max(0, y0):min(height, y0 + side), max(0, x0):min(width, x0 + side)]
+            if crop.size == 0:
+                continue
+            target = _unused(folder / f"{stem}_face{face['id']}.jpg")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(target), crop):
+                raise SourceError(f"--save-crops {folder}: cannot write {target}")
 
     def _open_video(self, width: int, height: int) -> None:
         # one rule with saved photos: an earlier recording is never written over; the new one is numbered

@@ -90,8 +90,9 @@ def one_line_errors(*extra: type[BaseException], interrupted: str | None = "inte
         fail(str(error))
     except (EdgeferError, FileNotFoundError, NotADirectoryError, IsADirectoryError, *extra) as error:
         fail(str(error), code=getattr(error, "exit_code", 2))
-    except PermissionError as error:
-        fail(f"{error.filename or ''}: permission denied (expected a folder you can write to)".lstrip(": "))
+    except PermissionError as error:   # edgefer's own checks name the option and folder; the system's, the file
+        fail(str(error) if error.filename is None else
+             f"{error.filename}: permission denied (expected a file or folder you can write to)")
     except OSError as error:
         fail(f"{error.filename or ''}: {error.strerror or error}".lstrip(": "))
     except KeyboardInterrupt:

@@ -267,3 +267,21 @@ def test_readonly_project_is_named(fer_csv, tmp_path):
     finally:
         locked.chmod(0o700)
         shutil.rmtree(locked)
+
+
+@pytest.mark.parametrize("error, line", [
+    (PermissionError("--out /x: /x is not writable; expected a folder you can write to"),
+     "error: --out /x: /x is not writable; expected a folder you can write to"),
+    (PermissionError(13, "Permission denied", "/x/f.json"),
+     "error: /x/f.json: permission denied (expected a file or folder you can write to)"),
+])
+def test_permission_errors_keep_the_option_and_path(error, line, capsys):
+    """Issue 32, item 9: the message edgefer's own check wrote (option and folder) is what the user reads."""
+    import typer
+
+    from edgefer.cli import one_line_errors
+
+    with pytest.raises(typer.Exit):
+        with one_line_errors():
+            raise error
+    assert capsys.readouterr().err.strip() == line

@@ -1,8 +1,19 @@
 """Export and quantisation of edgefer models: TFLite (float32, float16, dynamic-range, full int8) and ONNX.
 
-TensorFlow is needed here (converting), never on the device (running: see edgefer.runtime).
+TensorFlow is needed here (converting), never on the device (running: see edgefer.runtime). The export's
+options are `convert.config.ExportConfig` (a leaf the command line reads); the rest loads on first use.
 """
 
-from convert.export import FORMATS, ExportRow, export_model
+__all__ = ["ExportConfig", "ExportRow", "export_model", "export_with_config"]
 
-__all__ = ["FORMATS", "ExportRow", "export_model"]
+
+def __getattr__(name: str):
+    if name == "ExportConfig":
+        from convert.config import ExportConfig
+
+        return ExportConfig
+    if name in ("ExportRow", "export_model", "export_with_config"):
+        from convert import export
+
+        return getattr(export, name)
+    raise AttributeError(f"module 'convert' has no attribute {name!r}")

@@ -22,6 +22,8 @@ from edgefer.prune.channels import pad_channels
 from edgefer.data import DataSpec, file_sha256, is_csv, load_split
 from edgefer.files import atomic_path, check_writable_folder, model_label, new_run_dir, write_json, write_text
 from edgefer.tfenv import configure_tensorflow
+from convert.config import ExportConfig
+from edgefer.options import check
 from edgefer.runtime import ModelInfo, load_classifier, sidecar_path
 from edgefer.runtime.formats import EXPORT_FORMATS, FORMATS, INT8_FORMATS
 from edgefer.runtime.timing import command as timing_command
@@ -269,3 +271,11 @@ def _write_report(rows, out_dir: Path, model_path: Path, split: str, count: int,
     write_text(out_dir / "export.md", header + format_table(rows) + "\n")
     write_json(out_dir / "export.json", {"model": str(model_path), "split": split, "faces": count,
                                          "threads": threads, "rows": [asdict(r) for r in rows]})
+
+
+def export_with_config(config: ExportConfig, log=print) -> tuple[list[ExportRow], Path]:
+    """`edgefer export`: the config's formats (or --int8's), validated, written; see export_model."""
+    check(config)
+    formats = parse_formats(config.formats, int8_only=config.int8)
+    return export_model(config.model, config.out, formats, config.data, config.split, config.calibration,
+                        config.calibration_data, config.threshold, config.threads, config.limit, config.seed, log=log)

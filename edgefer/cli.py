@@ -19,6 +19,7 @@ from typing import List, Optional
 import typer
 import typer.core
 
+from convert.config import ExportConfig
 from edgefer.bulk.config import BulkConfig
 from edgefer.cli_options import config_options, pick
 from edgefer.live.config import RunConfig
@@ -275,27 +276,18 @@ def evaluate(
 
 
 @app.command()
+@config_options(ExportConfig)
 def export(
     model: Path = typer.Argument(..., help="The .keras model to export."),
-    data: str = typer.Option(..., help="Labelled faces to validate on (required). " + DATA_HELP, show_default=False),
-    split: str = typer.Option("PublicTest", help="Split of --data to validate on."),
-    formats: Optional[str] = typer.Option(None, help="Comma-separated: float32,float16,dynamic,int8,onnx,onnx_int8.", show_default="all"),
-    int8: bool = typer.Option(False, "--int8", help="Short for the full-integer formats (int8 TFLite and int8 ONNX)."),
-    out: Optional[Path] = typer.Option(None, help="Export folder.", show_default="runs/export/<model>[N]"),
-    calibration: int = typer.Option(500, min=1, help="Training faces used to calibrate int8 quantisation."),
-    calibration_data: Optional[str] = typer.Option(None, help="Data for calibration.", show_default="--data's training split"),
-    threshold: float = typer.Option(1.0, min=0, help="Fail an export whose accuracy falls more than this many points below Keras."),
-    threads: int = typer.Option(1, min=1, help="Threads for the latency column."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Validate on at most this many faces.", show_default="all"),
+    **options,
 ):
     """Export to TFLite (float32/float16/dynamic/int8) and ONNX; validate each file in its runtime."""
     needs_extra("export", EXPORT_PACKAGES)
-    from convert.export import ExportError, export_model, format_table, parse_formats
+    from convert.export import ExportError, export_with_config, format_table
 
     with one_line_errors(ExportError):
-        chosen = parse_formats(formats, int8_only=int8)
-        rows, out_dir = export_model(model, out, chosen, data, split, calibration, calibration_data,
-                                     threshold, threads, limit, log=typer.echo)
+        rows, out_dir = export_with_config(ExportConfig(model=str(model), **pick(ExportConfig, options)),
+                                           log=typer.echo)
     typer.echo("\n" + format_table(rows))
     typer.echo(f"\nwrote {out_dir}/export.md and export.json")
     if not all(r.ok for r in rows):

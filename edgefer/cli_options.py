@@ -25,6 +25,8 @@ def _cli_type(annotation):
 
 def typer_option(name: str, field: dataclasses.Field, spec: Spec):
     default = default_of(field)
+    if default is dataclasses.MISSING:   # a field without a default is a required option
+        default = ...
     decls = [flag(name, spec)]
     if field.type in ("bool", bool) and spec.flag is None:
         decls = [f"{decls[0]}/--no-{decls[0][2:]}"]

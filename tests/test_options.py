@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import typer.main
 from typer.testing import CliRunner
 
+from convert.config import ExportConfig
 from edgefer.bulk.config import BulkConfig
 from edgefer.cli import app
 from edgefer.detect.types import DEFAULT_DETECTOR, MIN_FACE_SIZE
@@ -17,7 +20,7 @@ from edgefer.pipeline.config import PipelineOptions
 COMMAND = typer.main.get_command(app)
 
 
-@pytest.mark.parametrize("name, config", [("run", RunConfig), ("bulk", BulkConfig)])
+@pytest.mark.parametrize("name, config", [("run", RunConfig), ("bulk", BulkConfig), ("export", ExportConfig)])
 def test_the_command_line_reads_the_configs_declarations(name, config):
     params = {p.name: p for p in COMMAND.commands[name].params}
     declared = {k: v for k, v in specs(config).items() if v[1].cli}
@@ -25,7 +28,8 @@ def test_the_command_line_reads_the_configs_declarations(name, config):
     for key, (field, spec) in declared.items():
         param = params[key]
         assert flag(key, spec) in param.opts, key
-        assert param.default == default_of(field), key
+        default = default_of(field)
+        assert param.default == (None if default is dataclasses.MISSING else default) or param.required, key
         assert param.help.startswith(spec.help), key
         assert (getattr(param, "min", None), getattr(param, "max", None)) == (spec.min, spec.max), key
 

@@ -446,6 +446,7 @@ def bulk(
 ):
     """Expressions for whole archives of images and videos on Ray Data: one Parquet row per face."""
     needs_extra("bulk", ("ray", "pyarrow"), "bulk")
+    _quiet_ray_teardown()
 
     resume = "edgefer bulk " + " ".join(shlex.quote(a) for a in sys.argv[sys.argv.index("bulk") + 1:]) \
         if "bulk" in sys.argv else f"edgefer bulk ... --out {out}"
@@ -463,6 +464,27 @@ def bulk(
                f"wrote {out / 'faces'}/, {out / 'files.parquet'}, {out / 'summary.csv'}")
     if totals["ok"] < totals["files"]:
         raise typer.Exit(3)
+
+
+def _quiet_ray_teardown() -> None:
+    """Ray Data's executors shut down in `__del__` at exit; after Ctrl-C that prints an "Exception ignored"
+    traceback about a gone Ray session. Those go behind -v; any other unraisable exception still shows."""
+    from edgefer.tfenv import verbose
+
+    if verbose():
+        return
+    default = sys.unraisablehook
+
+    def hook(unraisable):
+        trace = unraisable.exc_traceback
+        while trace is not None and trace.tb_next is not None:
+            trace = trace.tb_next
+        where = trace.tb_frame.f_code.co_filename if trace is not None else ""
+        if f"{os.sep}ray{os.sep}" not in where and "_raylet" not in where and "ray" not in type(
+                unraisable.object).__module__.split(".")[:1]:
+            default(unraisable)
+
+    sys.unraisablehook = hook
 
 
 def _bulk_with_progress(config):

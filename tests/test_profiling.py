@@ -21,8 +21,9 @@ def test_busy_child_reads_about_one_core():
     run = measure_command([sys.executable, "-c", BUSY], interval=0.2)
     summary = run.summary()
     assert run.ok and summary["samples"] >= 8
-    # one single-threaded busy loop: ~100 % of one core (other load on a shared machine lowers it a little)
-    assert 70 <= summary["cpu_pct_core_total"] <= 110, summary
+    # one single-threaded busy loop: ~100 % of one core; the suite's other worker shares the 2 cores (66.5 %
+    # seen on a fresh-clone CI run), so the mean is bounded loosely and the peak shows the full core
+    assert 50 <= summary["cpu_pct_core_total"] <= 110 and summary["cpu_pct_core_peak"] >= 80, summary
     assert summary["cpu_pct_total"] == pytest.approx(summary["cpu_pct_core_total"] / run.cores, rel=0.01)
     assert summary["user_pct_total"] > 5 * summary["sys_pct_total"]
     assert summary["sampler_overhead_pct_core"] < 5  # the sampler does not distort what it measures

@@ -18,10 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-import cv2
 import numpy as np
 
 from edgefer.errors import EdgeferError
+from edgefer.media import load_image
 from edgefer.options import check
 from edgefer.pipeline import Face, PipelineOptions
 from edgefer.pipeline.pipeline import FacePipeline
@@ -50,9 +50,9 @@ class Analyzer:
             path = str(image)
             if not Path(path).is_file():
                 raise FileNotFoundError(f"{path}: no such image file")
-            image = cv2.imread(path, cv2.IMREAD_COLOR)
+            image, why = load_image(path)
             if image is None:
-                raise EdgeferError(f"{path}: unreadable image (expected a file OpenCV can decode)")
+                raise EdgeferError(f"{path}: {why}")
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
             raise EdgeferError(f"image of shape {image.shape} and type {image.dtype}: expected a BGR, BGRA or grey "

@@ -375,7 +375,9 @@ class _RunProgress:
             total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None
             capture.release()
         elif kind == "folder":
-            total = len(live_files(source))
+            from edgefer.live.sources import FrameSource
+
+            total = len(FrameSource(source).files)
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                             TextColumn("{task.fields[fps]}"), TimeElapsedColumn(), transient=True)
         self.task = self.bar.add_task("frames" if kind != "folder" else "images", total=total, fps="")
@@ -396,12 +398,6 @@ class _RunProgress:
 
     def stop(self) -> None:
         self.bar.stop()
-
-
-def live_files(source: str) -> list:
-    from edgefer.live.sources import FrameSource
-
-    return FrameSource(source).files
 
 
 def _run_source(camera, source) -> str:
@@ -477,12 +473,11 @@ def _quiet_ray_teardown() -> None:
 
     def hook(unraisable):
         trace = unraisable.exc_traceback
-        while trace is not None and trace.tb_next is not None:
+        while trace is not None:
+            if f"{os.sep}ray{os.sep}" in trace.tb_frame.f_code.co_filename:
+                return   # raised inside Ray's own code
             trace = trace.tb_next
-        where = trace.tb_frame.f_code.co_filename if trace is not None else ""
-        if f"{os.sep}ray{os.sep}" not in where and "_raylet" not in where and "ray" not in type(
-                unraisable.object).__module__.split(".")[:1]:
-            default(unraisable)
+        default(unraisable)
 
     sys.unraisablehook = hook
 

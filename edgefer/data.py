@@ -21,7 +21,7 @@ import numpy as np
 
 from edgefer.errors import EdgeferError
 from edgefer.labels import CLASS_NAMES, NUM_CLASSES, class_index_for_folder
-from edgefer.media import IMAGE_SUFFIXES, truncated_jpeg
+from edgefer.media import IMAGE_SUFFIXES, load_image
 from edgefer.scaling import scale_to_unit_range  # noqa: F401 - part of the data API
 
 FER_SPLITS = ("Training", "PublicTest", "PrivateTest")
@@ -235,11 +235,9 @@ def read_face_image(path: str | os.PathLike, size: int = FER_SIZE) -> np.ndarray
     """Any image OpenCV reads -> uint8 (size, size) grayscale."""
     import cv2
 
-    if truncated_jpeg(path):
-        raise DataError(f"{path}: truncated JPEG (no end-of-image marker; expected a whole file)")
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None or image.size == 0:
-        raise DataError(f"{path}: unreadable image (expected a file OpenCV can decode)")
+    image, why = load_image(path, grey=True)
+    if image is None:
+        raise DataError(f"{path}: {why}")
     if image.shape != (size, size):
         shrinking = image.shape[0] > size or image.shape[1] > size
         image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)

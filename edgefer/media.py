@@ -25,3 +25,16 @@ def truncated_jpeg(path) -> bool:
     except OSError:
         return False
     return size > 2 and not tail.endswith(b"\xff\xd9")
+
+
+def load_image(path, grey: bool = False):
+    """(image, "") for a picture OpenCV decodes whole, else (None, why): a truncated JPEG or an undecodable
+    file. Colour images are BGR uint8, grey ones uint8 (H, W). The one reader of run, bulk, datasets and the API."""
+    import cv2
+
+    if truncated_jpeg(path):
+        return None, "truncated JPEG (no end-of-image marker; expected a whole file)"
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        return None, "unreadable image (expected a file OpenCV can decode)"
+    return image, ""

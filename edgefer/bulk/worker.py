@@ -18,7 +18,7 @@ import numpy as np
 from edgefer.bulk.config import FACE_COLUMNS, PROBABILITY_COLUMNS, BulkConfig
 from edgefer.errors import EdgeferError
 from edgefer.files import atomic_path, write_json
-from edgefer.media import truncated_jpeg
+from edgefer.media import load_image
 from edgefer.pipeline import FacePipeline
 from edgefer.runtime import DEFAULT_MODEL
 
@@ -77,11 +77,9 @@ class TaskProcessor:
         name = task["file"]
         if task["kind"] == "image":
             with _local(name) as path:
-                if truncated_jpeg(path):
-                    raise EdgeferError("truncated JPEG (no end-of-image marker; expected a whole file)")
-                image = cv2.imread(path, cv2.IMREAD_COLOR)
+                image, why = load_image(path)
             if image is None:
-                raise EdgeferError("unreadable image (expected a file OpenCV can decode)")
+                raise EdgeferError(why)
             yield 0, None, image
             return
         with _local(name) as path:

@@ -16,12 +16,16 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
+def square_around(box, margin: float = 0.0) -> tuple[int, int, int]:
+    """(x0, y0, side) of the square centred on an [x, y, w, h] box, its longer side enlarged by `margin`."""
+    x, y, w, h = box
+    side = max(int(round(max(w, h) * (1 + margin))), 1)
+    return int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2)), side
+
+
 def crop_face(gray: np.ndarray, detection: Detection, size: int = 48, margin: float = 0.0) -> np.ndarray:
     """Square crop centred on the box (enlarged by `margin`), edge-replicated where it leaves the image."""
-    side = int(round(max(detection.w, detection.h) * (1 + margin)))
-    side = max(side, 1)
-    cx, cy = detection.x + detection.w / 2, detection.y + detection.h / 2
-    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    x0, y0, side = square_around(detection.box, margin)
     height, width = gray.shape[:2]
     pad = max(0, -x0, -y0, x0 + side - width, y0 + side - height)
     if pad:

@@ -19,6 +19,7 @@ from edgefer.live.outputs import Outputs
 from edgefer.live.sources import FrameSource
 from edgefer.pipeline import FacePipeline
 from edgefer.pipeline.draw import draw_faces
+from edgefer.pipeline.result import Result
 from edgefer.runtime import DEFAULT_MODEL
 
 
@@ -105,8 +106,7 @@ def _loop(config: RunConfig, on_frame, view, log=None) -> RunSummary:
                 t2 = clock()
                 faces = pipeline.classify(frame.image, detections)
                 t3 = clock()
-                record = {"frame": frame.index, "timestamp": None if frame.timestamp is None else round(frame.timestamp, 4),
-                          **({"file": frame.file} if frame.file else {}), "faces": [f.as_record() for f in faces]}
+                record = Result(faces, frame.image, frame.file, frame.index, frame.timestamp).as_record()
                 drawing = outputs.needs_drawing or (view is not None and view.wants_frames())
                 annotated = draw_faces(frame.image, faces) if drawing else None
                 outputs.write(frame, record, annotated)

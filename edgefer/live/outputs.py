@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 
 from edgefer.errors import EdgeferError
+from edgefer.detect.crop import square_around
 from edgefer.files import check_writable_folder
 from edgefer.live.config import Frame, RunConfig
 from edgefer.live.sources import FrameSource, SourceError
@@ -57,20 +58,20 @@ def check_outputs(config: RunConfig, source: FrameSource) -> None:
         if path.suffix.lower() not in VIDEO_CODECS:
             raise EdgeferError(f"--save {config.save}: expected a .mkv, .mp4 or .avi video, or a folder for images")
     elif config.save:
-        folder = Path(config.save)
-        if folder.is_file():
-            raise NotADirectoryError(f"--save {config.save}: is a file; expected a folder for annotated images")
-        if source.kind == "folder" and _same_file(folder, Path(source.source)):
-            raise EdgeferError(f"--save {config.save}: is the --source folder; expected another folder")
+        _check_output_folder(config.save, "--save", "annotated images", source)
     if config.save_crops:
-        crops = Path(config.save_crops)
-        if crops.is_file():
-            raise NotADirectoryError(f"--save-crops {config.save_crops}: is a file; expected a folder for face crops")
-        if source.kind == "folder" and _same_file(crops, Path(source.source)):
-            raise EdgeferError(f"--save-crops {config.save_crops}: is the --source folder; expected another folder")
+        _check_output_folder(config.save_crops, "--save-crops", "face crops", source)
     for value, option in ((config.save, "--save"), (config.json_path, "--json"), (config.save_crops, "--save-crops")):
         if value and value != "-":
             _check_writable(Path(value), option)
+
+
+def _check_output_folder(value: str, option: str, what: str, source: FrameSource) -> None:
+    folder = Path(value)
+    if folder.is_file():
+        raise NotADirectoryError(f"{option} {value}: is a file; expected a folder for {what}")
+    if source.kind == "folder" and _same_file(folder, Path(source.source)):
+        raise EdgeferError(f"{option} {value}: is the --source folder; expected another folder")
 
 
 def _check_writable(path: Path, option: str) -> None:
@@ -195,9 +196,7 @@ class Outputs:
         stem = Path(frame.file).with_suffix("") if frame.file else Path(f"frame_{frame.index:06d}")
         height, width = frame.image.shape[:2]
         for face in faces:
-            x, y, w, h = face["box"]
-            side = max(1, round(max(w, h) * (1 + self.config.margin)))
-            x0, y0 = round(x + w / 2 - side / 2), round(y + h / 2 - side / 2)
+            x0, y0, side = square_around(face["box"], self.config.margin)   # the classifier's square, in colour
             crop = frame.image[max(0, y0):min(height, y0 + side), max(0, x0):min(width, x0 + side)]
             if crop.size == 0:
                 continue

@@ -16,7 +16,7 @@ import cv2
 
 from edgefer.errors import EdgeferError
 from edgefer.live.config import Frame
-from edgefer.media import IMAGE_SUFFIXES, truncated_jpeg
+from edgefer.media import IMAGE_SUFFIXES, load_image
 
 BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
@@ -92,7 +92,7 @@ class FrameSource:
     def _images(self):
         root = Path(self.source)
         for index, file in enumerate(self.files):
-            frame = None if truncated_jpeg(file) else cv2.imread(str(file), cv2.IMREAD_COLOR)
+            frame, _ = load_image(file)
             if frame is None:
                 if self.kind == "image":
                     raise SourceError(f"--source {file}: unreadable image (a truncated JPEG or a file OpenCV "

@@ -53,7 +53,7 @@ class FacePipeline:
         """The pipeline a run or bulk config describes (`extra`: smoothing, track)."""
         return cls.create(options.model, options.detector, providers=providers, margin=options.margin,
                           tta=options.tta, tta_shift=options.tta_shift,
-                          **{k: v for k, v in options.detector_options().items()}, **extra)
+                          **options.detector_options(), **extra)
 
     def reset(self) -> None:
         self.tracks = FaceTracks(self.smoothing)

@@ -7,8 +7,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
+from edgefer.errors import EdgeferError
+from edgefer.files import atomic_path
 from edgefer.pipeline.draw import draw_faces
 from edgefer.pipeline.face import Face
 
@@ -37,11 +40,6 @@ class Result:
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write `plot()` to an image file (.jpg, .png ...), atomically; an existing file is kept unless
         `overwrite`."""
-        import cv2
-
-        from edgefer.errors import EdgeferError
-        from edgefer.files import atomic_path
-
         path = Path(path)
         if path.exists() and not overwrite:
             raise EdgeferError(f"{path}: exists (pass overwrite=True to replace it)")
@@ -55,7 +53,7 @@ class Result:
     def as_record(self) -> dict:
         """The `edgefer run --json` schema: frame, timestamp, file (photos), faces."""
         record = {"frame": self.frame, "timestamp": None if self.timestamp is None else round(self.timestamp, 4)}
-        if self.path is not None:
+        if self.path:
             record["file"] = self.path
         record["faces"] = [face.as_record() for face in self.faces]
         return record

@@ -21,6 +21,7 @@ import numpy as np
 
 from edgefer import records
 from edgefer.detect import Detection, make_detector
+from edgefer.pipeline.tracks import box_iou
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "realfaces"
 SIZE_BANDS = ((20, 40), (40, 80), (80, 160), (160, 100000))
@@ -50,16 +51,9 @@ def load(folder: Path) -> list[dict]:
     return images
 
 
-def iou(a, b) -> float:
-    ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    w, h = max(0.0, min(ax2, bx2) - max(a[0], b[0])), max(0.0, min(ay2, by2) - max(a[1], b[1]))
-    union = a[2] * a[3] + b[2] * b[3] - w * h
-    return w * h / union if union > 0 else 0.0
-
-
 def match(truth: list[dict], found: list[list[float]], threshold: float) -> tuple[set[int], int]:
     """Greedy one-to-one matching by IoU: (indices of counted faces hit, false positives)."""
-    pairs = sorted(((iou([t["x"], t["y"], t["w"], t["h"]], f), i, j) for i, t in enumerate(truth)
+    pairs = sorted(((box_iou([t["x"], t["y"], t["w"], t["h"]], f), i, j) for i, t in enumerate(truth)
                     for j, f in enumerate(found)), reverse=True)
     used_t, used_f, hits = set(), set(), set()
     for value, i, j in pairs:

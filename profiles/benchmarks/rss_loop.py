@@ -33,7 +33,6 @@ print(json.dumps({"frames": summary.frames, "faces": summary.faces, "fps": round
 
 
 def main() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from edgefer import records
     from edgefer.compose import iter_composed_frames, write_video
     from edgefer.data import read_fer_csv

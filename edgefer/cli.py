@@ -22,7 +22,14 @@ import typer.core
 from convert.config import ExportConfig
 from edgefer.bulk.config import BulkConfig
 from edgefer.cli_options import config_options, pick
+from edgefer.data import DATA_HELP
+from edgefer.evaluation import EvaluateConfig
 from edgefer.live.config import RunConfig
+from edgefer.profile.run import ProfileConfig
+from edgefer.prune.config import PruneConfig
+from edgefer.sweep import SweepConfig
+from edgefer.train.config import TrainConfig
+from edgefer.train.pipeline import AugmentConfig
 from edgefer.tfenv import StderrFilter, configure_tensorflow
 
 # click's exception base, whether typer uses click or (typer >= 0.26) its own vendored copy of it
@@ -61,10 +68,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-DATA_HELP = "FER-2013 CSV (Kaggle layout, plain or .gz) or an image folder with one sub-folder per class."
-TTA_SHIFT_HELP = ("With TTA, also average over both views moved this many pixels left/right/up/down "
-                  "(10 views, 10x classify cost; implies --tta).")
-RECIPE_DEFAULT = "the recipe's"
 TRAIN_PACKAGES = ("keras", "tensorflow")
 EXPORT_PACKAGES = ("keras", "tensorflow", "tf2onnx", "onnx")
 
@@ -142,60 +145,21 @@ def main(
 
 
 @app.command()
+@config_options(TrainConfig, AugmentConfig)
 def train(
     ctx: typer.Context,
-    model: str = typer.Option("mini_xception", help="Model name (mini_xception, vgg, resnet50, cnn) or 'all'."),
-    data: Optional[str] = typer.Option(None, help=DATA_HELP + " Required unless --resume.", show_default=False),
-    recipe: str = typer.Option("paper", help="Named configuration: paper, best (the shipped model), distil, swa, quick."),
-    epochs: Optional[int] = typer.Option(None, min=1, help="Epochs.", show_default=RECIPE_DEFAULT),
-    batch_size: Optional[int] = typer.Option(None, min=1, help="Batch size (the last uneven batch is dropped).", show_default=RECIPE_DEFAULT),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate (> 0).", show_default=RECIPE_DEFAULT),
-    schedule: Optional[str] = typer.Option(None, help="plateau, cosine (with warm-up), cyclic (cosine restarts) or constant.", show_default=RECIPE_DEFAULT),
-    cycle_epochs: Optional[int] = typer.Option(None, min=1, help="Epochs per cycle of the cyclic schedule.", show_default=False),
-    l2: Optional[float] = typer.Option(None, min=0, help="L2 weight decay factor.", show_default="the model's"),
-    label_smoothing: Optional[float] = typer.Option(None, min=0, max=0.99, help="Label smoothing of the cross-entropy.", show_default=RECIPE_DEFAULT),
-    sam_rho: Optional[float] = typer.Option(None, min=0, help="Sharpness-aware minimisation radius (e.g. 0.05; two passes per step); 0: off.", show_default="0"),
-    branches: Optional[int] = typer.Option(None, min=0, help="mini_xception only: train with N parallel conv+BN branches per convolution, merged into the plain 58,423-parameter model at the end; 0: off.", show_default="0"),
-    width: Optional[float] = typer.Option(None, min=0.01, help="Multiplier on every hidden layer's filters/units.", show_default="1"),
-    dropout: Optional[float] = typer.Option(None, min=0, max=0.99, help="Dropout rate.", show_default="the model's"),
-    mixup: Optional[float] = typer.Option(None, min=0, help="Mixup Beta(alpha, alpha); 0 turns it off.", show_default="0"),
-    weights: Optional[str] = typer.Option(None, help="Start from this trained .keras model's weights (same model and width): fine-tuning, a second schedule.", show_default=False),
-    teacher: Optional[List[str]] = typer.Option(None, help="Distil from this trained .keras teacher; repeat for an ensemble.", show_default=False),
-    distill_weight: Optional[float] = typer.Option(None, min=0, max=1, help="Share of the teacher's softened probabilities in the target.", show_default="0.5"),
-    distill_temperature: Optional[float] = typer.Option(None, min=0.01, help="Temperature that softens the teacher's probabilities.", show_default="2"),
     no_augment: bool = typer.Option(False, "--no-augment", help="Train without augmentation."),
-    rotation: Optional[float] = typer.Option(None, min=0, max=180, help="Augmentation: largest random rotation, degrees.", show_default="10"),
-    shift: Optional[float] = typer.Option(None, min=0, max=0.5, help="Augmentation: largest random shift, fraction of the size.", show_default="0.1"),
-    zoom: Optional[float] = typer.Option(None, min=0, max=0.5, help="Augmentation: largest random zoom in or out, fraction.", show_default="0.1"),
-    flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", help="Augmentation: random horizontal flips.", show_default="on"),
-    clean_epochs: Optional[int] = typer.Option(None, min=0, help="Train the last N epochs without augmentation.", show_default="0"),
-    balance_classes: bool = typer.Option(False, help="Weight samples by inverse class frequency."),
-    patience: Optional[int] = typer.Option(None, min=1, help="Early-stopping patience in epochs (validation accuracy).", show_default=RECIPE_DEFAULT),
-    precise_bn: bool = typer.Option(True, help="Recompute batch-norm statistics before each validation."),
-    swa_start: Optional[int] = typer.Option(None, min=0, help="Average the weights from this epoch on (SWA); 0: off.", show_default="0"),
-    seed: int = typer.Option(0, help="Random seed (data order, augmentation, initial weights)."),
-    input_size: int = typer.Option(48, min=16, max=512, help="Square input size in pixels."),
-    train_split: str = typer.Option("Training", help="CSV Usage value to train on."),
-    val_split: str = typer.Option("PublicTest", help="CSV Usage value to select the best epoch on."),
-    test_split: Optional[str] = typer.Option(None, help="CSV Usage value to report at the end (e.g. PrivateTest).", show_default=False),
-    val_fraction: float = typer.Option(0.1, min=0, max=0.9, help="Image folders: stratified validation fraction."),
-    test_fraction: float = typer.Option(0.1, min=0, max=0.9, help="Image folders: stratified test fraction."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Use at most this many images per split (quick runs).", show_default="all"),
-    skip_bad: bool = typer.Option(False, help="Skip malformed rows/images and report how many, instead of failing."),
-    name: str = typer.Option("", help="Run name; runs/train/<name>[N].", show_default="the model name"),
-    project: str = typer.Option("runs/train", help="Folder that holds the run directories."),
-    devices: Optional[str] = typer.Option(None, help="Data parallel over N devices or 'all' (JAX backend: KERAS_BACKEND=jax); the batch size and learning rate are global.", show_default="1"),
-    coordinator: Optional[str] = typer.Option(None, help="Multi-host jobs: the coordinator's HOST:PORT (or KERAS_DISTRIBUTION_JOB_ADDRESSES).", show_default=False),
-    num_processes: Optional[int] = typer.Option(None, min=1, help="Multi-host jobs: how many processes (hosts) take part.", show_default=False),
-    process_id: Optional[int] = typer.Option(None, min=0, help="Multi-host jobs: this process's index.", show_default=False),
-    resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory from its last checkpoint (--epochs and --clean-epochs may change).", show_default=False),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory from its last checkpoint "
+                                          "(--epochs and --clean-epochs may change; no --data needed).",
+                                          show_default=False),
     quiet: bool = typer.Option(False, help="One line per epoch instead of a progress bar."),
+    **options,
 ):
     """Train a model; writes runs/train/<name>/ with weights, history, metrics and plots."""
     needs_extra("train")
     verbose = 2 if quiet or not sys.stdout.isatty() else 1
     try:
-        _train_runs(ctx, model, data, recipe, name, resume, verbose)
+        _train_runs(ctx, options["model"], options["data"], options["recipe"], options["name"], resume, verbose)
     except KeyboardInterrupt as stop:
         where = getattr(stop, "run_dir", None) or resume or "RUN_DIR"
         fail(f"interrupted: the last finished epoch is checkpointed (weights/model.keras holds the best so far); "
@@ -247,27 +211,16 @@ def _print_train_results(results) -> None:
 
 
 @app.command()
+@config_options(EvaluateConfig)
 def evaluate(
     model: Path = typer.Argument(..., help="Model file (.keras, .tflite, .onnx), or a training run directory (its weights/model.keras, data and validation split)."),
-    data: Optional[str] = typer.Option(None, help=DATA_HELP, show_default="a run directory's data"),
-    split: Optional[str] = typer.Option(None, help="CSV Usage value, or all/train/val/test of an image folder.", show_default="PublicTest; all for an image folder"),
-    tta: bool = typer.Option(False, help="Average the prediction with that of the mirrored face."),
-    tta_shift: int = typer.Option(0, min=0, max=8, help=TTA_SHIFT_HELP),
-    limit: Optional[int] = typer.Option(None, min=1, help="Evaluate at most this many images.", show_default="all"),
-    skip_bad: bool = typer.Option(False, help="Skip malformed rows/images instead of failing."),
-    threads: Optional[int] = typer.Option(None, min=1, help="Inference threads.", show_default="the runtime's"),
-    project: Path = typer.Option(Path("runs/evaluate"), "--project", "--out", help="Folder that holds the evaluation directories."),
-    name: str = typer.Option("", help="Evaluation name; <project>/<name>[N].", show_default="<model>_<split>"),
-    seed: int = typer.Option(0, help="Seed of the stratified split for image folders."),
+    **options,
 ):
     """Accuracy, per-class accuracy, macro-F1 and the normalised confusion matrix of a model."""
-    from edgefer.evaluation import EvaluateConfig, evaluate_model
+    from edgefer.evaluation import evaluate_model
 
     with one_line_errors():
-        config = EvaluateConfig.resolve(model=model, data=data, split=split, tta=tta, tta_shift=tta_shift,
-                                        limit=limit, skip_bad=skip_bad, threads=threads, project=project,
-                                        name=name, seed=seed)
-        report = evaluate_model(config, log=typer.echo)
+        report = evaluate_model(EvaluateConfig.resolve(model=model, **options), log=typer.echo)
     typer.echo(report.text)
     typer.echo(f"\nwrote {report.json_path}" + (f" and {report.png_path}" if report.png_path else ""))
 
@@ -515,60 +468,27 @@ def _bulk_with_progress(config):
 
 
 @app.command()
-def profile(
-    model: str = typer.Option("all", help="Model to profile (mini_xception, vgg, resnet50, cnn) or 'all'."),
-    data: str = typer.Option(..., help=DATA_HELP, show_default=False),
-    epochs: int = typer.Option(1, min=1, help="Training epochs per model."),
-    train_images: int = typer.Option(4096, min=0, help="Training images per epoch (the step budget; 0 = all)."),
-    test_images: int = typer.Option(0, min=0, help="Validation images for the test stage (0 = the whole split)."),
-    batch_size: int = typer.Option(32, min=1, help="Batch size."),
-    interval: float = typer.Option(0.5, min=0.01, help="Sampling interval in seconds."),
-    edge: bool = typer.Option(True, help="Also export and measure size, latency and inference memory per runtime."),
-    devices: str = typer.Option("", help="'cpu,gpu': also the CPU-vs-GPU training-time table (GPU columns say when absent)."),
-    device_epochs: str = typer.Option("2", help="Epoch counts for the CPU-vs-GPU table, e.g. 2,10,30,50."),
-    out: Path = typer.Option(Path("runs/profile"), help="Output folder."),
-):
+@config_options(ProfileConfig)
+def profile(**options):
     """Train and test each model in a sampled child process: the paper's Tables 2-5 plus edge numbers."""
-    needs_extra("profile", EXPORT_PACKAGES if edge else TRAIN_PACKAGES)
-    from edgefer.models import MODELS
-    from edgefer.profile import ProfileConfig, run_profile
+    needs_extra("profile", EXPORT_PACKAGES if options["edge"] else TRAIN_PACKAGES)
+    from edgefer.profile import run_profile
 
     with one_line_errors():
-        try:
-            epochs_list = [int(v) for v in device_epochs.split(",") if v.strip()]
-        except ValueError:
-            fail(f"--device-epochs {device_epochs!r}: expected comma-separated integers, e.g. 2,10")
-        config = ProfileConfig(
-            models=list(MODELS) if model == "all" else [model], data=data, epochs=epochs,
-            train_images=train_images or None, test_images=test_images or None, batch_size=batch_size,
-            interval=interval, out=str(out), edge=edge,
-            devices=[d.strip() for d in devices.split(",") if d.strip()], device_epochs=epochs_list)
+        config = ProfileConfig(**options)
         run_profile(config, log=typer.echo)
-    typer.echo("\n" + (out / "summary.md").read_text())
+    typer.echo("\n" + (Path(config.out) / "summary.md").read_text())
 
 
 # --------------------------------------------------------------------------- sweep
 
 
 @app.command()
+@config_options(SweepConfig, TrainConfig, only={TrainConfig: ("data", "model", "recipe", "epochs", "limit")})
 def sweep(
-    data: str = typer.Option(..., help=DATA_HELP, show_default=False),
-    space: Optional[list[str]] = typer.Option(None, help="NAME=log:LOW:HIGH | float:LOW:HIGH | int:LOW:HIGH | choice:A,B (repeat).", show_default=False),
+    space: Optional[List[str]] = typer.Option(None, help="NAME=log:LOW:HIGH | float:LOW:HIGH | int:LOW:HIGH | choice:A,B (repeat).", show_default=False),
     space_file: Optional[str] = typer.Option(None, help="YAML search space with the same keys.", show_default=False),
-    sampler: str = typer.Option("tpe", help="grid, random or tpe."),
-    trials: Optional[int] = typer.Option(None, min=1, help="Trials to finish in total.", show_default="20; grid: its size"),
-    model: str = typer.Option("mini_xception", help="Model to train in every trial."),
-    recipe: str = typer.Option("paper", help="Base recipe of every trial."),
-    epochs: Optional[int] = typer.Option(None, min=1, help="Epochs per trial (unless swept).", show_default=RECIPE_DEFAULT),
-    limit: Optional[int] = typer.Option(None, min=1, help="At most this many images per split.", show_default="all"),
-    prune: bool = typer.Option(True, help="Stop poor trials early (median rule on validation accuracy)."),
-    grid_points: int = typer.Option(3, min=2, help="Grid sampler: values per numeric range."),
-    seed: int = typer.Option(0, help="Sampler seed."),
-    out: Path = typer.Option(Path("runs/sweep/study"), help="Study folder (study.db, trials/, sweep.md, sweep.png)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the study in --out (its search space must match)."),
-    storage: Optional[str] = typer.Option(None, help="Study storage: sqlite:///FILE, journal:FILE (many processes, one file system) or an RDB URL such as postgresql://user@host:5432/db (many machines).", show_default="sqlite:///<out>/study.db"),
-    workers: int = typer.Option(1, min=1, max=64, help="Local worker processes sharing the study."),
-    heartbeat_seconds: int = typer.Option(60, min=1, help="RDB storages: a worker silent for twice this has its trial failed and retried."),
+    **options,
 ):
     """Hyper-parameter search over `edgefer train` with Optuna; --resume continues a stopped study."""
     needs_extra("sweep", TRAIN_PACKAGES + ("optuna",))
@@ -576,13 +496,13 @@ def sweep(
     from edgefer.train import config_from_recipe
 
     with one_line_errors(sweeping.SweepError):
-        dimensions = sweeping.parse_space(space, space_file)
-        total = trials or (sweeping.grid_size(dimensions, grid_points) if sampler == "grid" else 20)
-        base = config_from_recipe(recipe, model=model, data=data, epochs=epochs, limit=limit, seed=seed)
-        report = sweeping.run_sweep(sweeping.SweepConfig(
-            base, dimensions, sampler, total, str(out), prune, grid_points, seed, resume, heartbeat_seconds,
-            storage, workers), log=typer.echo)
-    typer.echo("\n" + (out / "sweep.md").read_text())
+        if not options["data"]:
+            fail("--data is required: " + DATA_HELP)
+        base = config_from_recipe(options["recipe"], **pick(TrainConfig, {k: v for k, v in options.items() if k in (
+            "data", "model", "epochs", "limit", "seed")}))
+        config = SweepConfig(base, sweeping.parse_space(space, space_file), **pick(SweepConfig, options))
+        report = sweeping.run_sweep(config, log=typer.echo)
+    typer.echo("\n" + (Path(config.out) / "sweep.md").read_text())
     if report["best"] is None:
         fail("no trial completed", code=1)
 
@@ -591,36 +511,17 @@ def sweep(
 
 
 @app.command()
+@config_options(PruneConfig)
 def prune(
     model: Path = typer.Argument(..., help="Trained .keras model to prune (e.g. runs/train/<name>/weights/model.keras)."),
-    data: str = typer.Option(..., help=DATA_HELP, show_default=False),
-    criterion: str = typer.Option("kernel", help="Comma-separated, applied in order: kernel (filter importance "
-                                  "sqrt(sum w^2 / k^2)), angle (merge near-parallel/opposite units), zero (dead units)."),
-    metric: str = typer.Option("loss", help="Stop on validation 'loss' rising or 'accuracy' falling by --threshold."),
-    rank: str = typer.Option("global", help="kernel criterion: 'global' (least important filter anywhere) or 'layer'."),
-    threshold: float = typer.Option(0.1, min=0, help="Largest allowed rise in loss (or fall in accuracy) vs the unpruned model."),
-    step: int = typer.Option(1, min=1, help="Channels removed per step."),
-    target_fraction: Optional[float] = typer.Option(None, min=0.001, max=0.999, help="Stop once parameters are at most this fraction of the original.", show_default=False),
-    max_steps: Optional[int] = typer.Option(None, min=1, help="Stop after this many steps.", show_default="no limit"),
-    step_finetune_epochs: int = typer.Option(0, min=0, help="Fine-tuning epochs after every kept step."),
-    finetune_epochs: int = typer.Option(0, min=0, help="Fine-tuning epochs once pruning stops."),
-    finetune_lr: float = typer.Option(3e-4, min=1e-9, help="Adam learning rate of the fine-tuning."),
-    angle: float = typer.Option(15.0, min=0.01, max=89.99, help="angle criterion: merge units within this many degrees of parallel/opposite."),
-    limit: Optional[int] = typer.Option(None, min=1, help="At most this many images per split (quick runs).", show_default="all"),
-    name: str = typer.Option("", help="Run name; runs/prune/<name>[N].", show_default="the model file's stem"),
-    project: Path = typer.Option(Path("runs/prune"), help="Parent folder of run directories."),
+    **options,
 ):
     """Structured pruning that removes whole filters and units; writes a smaller .keras and a per-step table."""
     needs_extra("prune")
-    from edgefer.prune import PruneConfig, run_prune
+    from edgefer.prune import run_prune
 
     with one_line_errors():
-        config = PruneConfig(
-            model=str(model), data=data, criteria=tuple(c.strip() for c in criterion.split(",") if c.strip()),
-            metric=metric, rank=rank, threshold=threshold, step=step, target_fraction=target_fraction,
-            max_steps=max_steps, step_finetune_epochs=step_finetune_epochs, finetune_epochs=finetune_epochs,
-            finetune_lr=finetune_lr, angle_degrees=angle, limit=limit, name=name, project=str(project))
-        result = run_prune(config, log=typer.echo)
+        result = run_prune(PruneConfig(model=str(model), **options), log=typer.echo)
     typer.echo("\n" + (result.run_dir / "steps.md").read_text())
     typer.echo(f"pruned model: {result.model_path}  (export: edgefer export {result.model_path} --data ...)")
 

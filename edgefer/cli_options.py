@@ -8,7 +8,7 @@ import dataclasses
 import inspect
 import types
 import typing
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -19,7 +19,9 @@ def _cli_type(annotation):
     """A type Typer understands: `int | None` -> Optional[int]."""
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         inner = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return Optional[inner[0]] if len(inner) == 1 else str
+        return Optional[_cli_type(inner[0])] if len(inner) == 1 else str
+    if typing.get_origin(annotation) is list:   # a repeatable option
+        return Optional[List[typing.get_args(annotation)[0]]]
     return annotation
 
 
@@ -27,15 +29,19 @@ def typer_option(name: str, field: dataclasses.Field, spec: Spec):
     default = default_of(field)
     if default is dataclasses.MISSING:   # a field without a default is a required option
         default = ...
-    decls = [flag(name, spec)]
+    decls = [spec.flag or flag(name, spec)]
     if field.type in ("bool", bool) and spec.flag is None:
         decls = [f"{decls[0]}/--no-{decls[0][2:]}"]
+    decls += list(spec.aliases)
+    if isinstance(default, list):   # a repeatable option: Typer's "not given" is None
+        default = None
     extra = {}
-    if spec.min is not None:
+    if spec.expected:   # the range has a reason to give: check(config) says it, not Typer's bare range error
+        pass
+    elif spec.min is not None and not spec.min_open:   # an open bound (> 0): check(config) says it
         extra["min"] = spec.min
-    if spec.max is not None:
+    if spec.max is not None and not spec.expected and not spec.max_open:
         extra["max"] = spec.max
-    # open bounds (> min, < max) have no Typer form: the closed bound here, the open one in check(config)
     if spec.show_default is not None:
         extra["show_default"] = spec.show_default
     if spec.envvar:
@@ -44,9 +50,9 @@ def typer_option(name: str, field: dataclasses.Field, spec: Spec):
     return typer.Option(default, *decls, help=help_text, **extra)
 
 
-def config_options(*classes, skip: tuple[str, ...] = ()):
+def config_options(*classes, skip: tuple[str, ...] = (), only: dict | None = None):
     """Decorator: append the declared command-line options of `classes` (first declaration wins) to a Typer
-    command that takes them as `**options`."""
+    command that takes them as `**options`; `only={cls: names}` takes just those fields of a class."""
     def decorate(func):
         signature = inspect.signature(func)
         params = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
@@ -54,7 +60,7 @@ def config_options(*classes, skip: tuple[str, ...] = ()):
         for cls in classes:
             hints = typing.get_type_hints(cls)
             for name, (field, spec) in specs(cls).items():
-                if not spec.cli or name in names or name in skip:
+                if not spec.cli or name in names or name in skip or (only and cls in only and name not in only[cls]):
                     continue
                 names.add(name)
                 params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,

@@ -24,6 +24,8 @@ from edgefer.labels import CLASS_NAMES, NUM_CLASSES, class_index_for_folder
 from edgefer.media import IMAGE_SUFFIXES, load_image
 from edgefer.scaling import scale_to_unit_range  # noqa: F401 - part of the data API
 
+DATA_HELP = "FER-2013 CSV (Kaggle layout, plain or .gz) or an image folder with one sub-folder per class."
+
 FER_SPLITS = ("Training", "PublicTest", "PrivateTest")
 FER_SIZE = 48
 _BLOCK_ROWS = 2048

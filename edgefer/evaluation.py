@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgefer.data import DataSpec, load_split
+from edgefer.data import DATA_HELP, DataSpec, load_split
 from edgefer.errors import EdgeferError
 from edgefer.files import model_label, new_run_dir, read_json, write_json
 from edgefer.metrics import Metrics, compute_metrics, format_metrics
+from edgefer.options import check, like, option
+from edgefer.pipeline.config import PipelineOptions
 from edgefer.plots import plot_confusion, plots_available
 from edgefer.runtime import load_classifier
 
@@ -17,16 +19,18 @@ from edgefer.runtime import load_classifier
 @dataclass
 class EvaluateConfig:
     model: Path
-    data: str
-    split: str = "PublicTest"
-    tta: bool = False
-    tta_shift: int = 0                 # > 0: also average both views moved this many pixels (10 views)
-    limit: int | None = None
-    skip_bad: bool = False
-    threads: int | None = None
-    project: Path = Path("runs/evaluate")
-    name: str = ""                     # default: <model file>_<split>[_tta]
-    seed: int = 0
+    data: str | None = option(None, help=DATA_HELP, show_default="a run directory's data")
+    split: str | None = option(None, help="CSV Usage value, or all/train/val/test of an image folder.",
+                               show_default="PublicTest; all for an image folder")
+    tta: bool = like(PipelineOptions, "tta")
+    tta_shift: int = like(PipelineOptions, "tta_shift")
+    limit: int | None = option(None, min=1, help="Evaluate at most this many images.", show_default="all")
+    skip_bad: bool = option(False, help="Skip malformed rows/images instead of failing.")
+    threads: int | None = option(None, min=1, max=256, help="Inference threads.", show_default="the runtime's")
+    project: Path = option(Path("runs/evaluate"), aliases=("--out",),
+                           help="Folder that holds the evaluation directories.")
+    name: str = option("", help="Evaluation name; <project>/<name>[N].", show_default="<model>_<split>")
+    seed: int = option(0, help="Seed of the stratified split for image folders.")
 
     @classmethod
     def resolve(cls, model, data=None, split=None, **options) -> "EvaluateConfig":
@@ -51,14 +55,11 @@ class EvaluateConfig:
         if not data:
             raise EdgeferError("--data is required for a model file: " 
                              "a FER-2013 CSV or an image folder with one sub-folder per class")
-        limit = options.get("limit")
-        if limit is not None and limit < 1:
-            raise EdgeferError(f"--limit {limit}: expected a number of images >= 1 (omit it for all)")
-        if options.get("tta_shift", 0) < 0:
-            raise EdgeferError(f"--tta-shift {options['tta_shift']}: expected pixels >= 0")
         if split is None:   # a CSV: its PublicTest; an image folder given on its own: every image in it
             split = "all" if Path(str(data)).is_dir() else "PublicTest"
-        return cls(model=model, data=str(data), split=split, **options)
+        config = cls(model=model, data=str(data), split=split, **options)
+        check(config)
+        return config
 
 
 @dataclass

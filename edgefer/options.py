@@ -19,16 +19,24 @@ class Spec:
     min_open: bool = False           # the value must be > min (not >=)
     max_open: bool = False           # the value must be < max
     choices: tuple | None = None
-    flag: str | None = None          # the command-line name when it is not --field-name (e.g. --json)
+    flag: str | None = None          # the command-line name when it is not --field-name (--json; --flip/--no-flip)
     show_default: str | bool | None = None
     envvar: str | None = None
     expected: str | None = None      # what an error says was expected, when the range does not say it
     cli: bool = True                 # False: a config field with no command-line option
+    aliases: tuple[str, ...] = ()    # further names of the option (--out for --project)
 
 
 def option(default=MISSING, *, default_factory=MISSING, **spec) -> dataclasses.Field:
     """A dataclass field with its option spec: `threads: int = option(1, min=1, max=256, help="...")`."""
     return dataclasses.field(default=default, default_factory=default_factory, metadata={"option": Spec(**spec)})
+
+
+def like(config_class, name: str) -> dataclasses.Field:
+    """The same option on another config: `tta: bool = like(PipelineOptions, "tta")` (one declaration)."""
+    source = next(f for f in dataclasses.fields(config_class) if f.name == name)
+    return dataclasses.field(default=source.default, default_factory=source.default_factory,
+                             metadata=source.metadata)
 
 
 def specs(config) -> dict[str, tuple[dataclasses.Field, Spec]]:
@@ -37,7 +45,8 @@ def specs(config) -> dict[str, tuple[dataclasses.Field, Spec]]:
 
 
 def flag(name: str, spec: Spec) -> str:
-    return spec.flag or "--" + name.replace("_", "-")
+    """The option's name on the command line (a switch's positive form: --flip of --flip/--no-flip)."""
+    return (spec.flag or "--" + name.replace("_", "-")).split("/")[0]
 
 
 def default_of(f: dataclasses.Field):

@@ -31,6 +31,7 @@ import numpy as np
 
 from edgefer.errors import EdgeferError
 from edgefer.files import write_json, write_text
+from edgefer.options import check, option
 
 SWEEPABLE = {"lr": float, "batch_size": int, "l2": float, "label_smoothing": float, "mixup": float,
              "warmup_epochs": int, "epochs": int, "plateau_patience": int, "patience": int, "schedule": str,
@@ -119,30 +120,45 @@ def parse_space(entries: list[str] | None = None, yaml_path: str | None = None) 
     return list(dimensions.values())
 
 
+SAMPLERS = ("grid", "random", "tpe")
+
+
 @dataclass
 class SweepConfig:
     base: "object"                 # a TrainConfig: every trial starts from it
     space: list[Dimension]
-    sampler: str = "tpe"
-    trials: int = 20
-    out: str = "runs/sweep/study"
-    prune: bool = True
-    grid_points: int = 3
-    seed: int = 0
-    resume: bool = False           # continue the study in `out` (its search space must be this one)
-    heartbeat_seconds: int = 60    # RDB storages: a worker silent for 2x this has its trial failed and retried
-    storage: str | None = None     # None: sqlite:///<out>/study.db; journal:PATH; postgresql://...
-    workers: int = 1               # local worker processes sharing the study
+    sampler: str = option("tpe", choices=SAMPLERS, help="grid, random or tpe.")
+    trials: int | None = option(None, min=1, help="Trials to finish in total.", show_default="20; grid: its size")
+    out: str = option("runs/sweep/study", help="Study folder (study.db, trials/, sweep.md, sweep.png).")
+    prune: bool = option(True, help="Stop poor trials early (median rule on validation accuracy).")
+    grid_points: int = option(3, min=2, help="Grid sampler: values per numeric range.")
+    seed: int = option(0, help="Sampler seed (and every trial's training seed).")
+    resume: bool = option(False, flag="--resume", help="Continue the study in --out (its search space must match).")
+    heartbeat_seconds: int = option(60, min=1, help="RDB storages: a worker silent for twice this has its trial "
+                                                    "failed and retried.")
+    storage: str | None = option(None, show_default="sqlite:///<out>/study.db",
+                                 help="Study storage: sqlite:///FILE, journal:FILE (many processes, one file system) or "
+                                      "an RDB URL such as postgresql://user@host:5432/db (many machines).")
+    workers: int = option(1, min=1, max=64, help="Local worker processes sharing the study.")
+
+    def __post_init__(self):
+        if self.trials is None:
+            self.trials = grid_size(self.space, self.grid_points) if self.sampler == "grid" else 20
 
 
-def _stale_callback_name() -> str:
-    """Optuna 4.9 renamed RDBStorage's failed_trial_callback to heartbeat_stale_trial_callback."""
+def _stale_retry() -> dict:
+    """RDBStorage's retry of a stale-heartbeat trial, once, under the names of the installed Optuna (4.9 renamed
+    the argument and the callback). Optuna's notes that heartbeats are experimental are not shown."""
     import inspect
+    import warnings
 
     import optuna
 
     names = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
-    return "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in names else "failed_trial_callback"
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if "heartbeat_stale_trial_callback" in names and hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback"):
+        return {"heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)}
+    return {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=1)}
 
 
 def _sampler(config: SweepConfig):
@@ -186,7 +202,7 @@ def open_storage(config: SweepConfig):
     try:
         return optuna.storages.RDBStorage(
             url, heartbeat_interval=config.heartbeat_seconds, grace_period=2 * config.heartbeat_seconds,
-            **{_stale_callback_name(): optuna.storages.RetryFailedTrialCallback(max_retry=1)})
+            **_stale_retry())
     except ImportError as error:
         raise SweepError(f"--storage {url.split('://')[0]}://...: its database driver is not installed "
                          f"({error}); e.g. pip install 'psycopg[binary]' for PostgreSQL") from None
@@ -207,8 +223,32 @@ def _study(config: SweepConfig, storage, sampler=None):
 FINISHED = ("COMPLETE", "PRUNED")
 
 
+def _counted(trial) -> bool:
+    """Trials that use up --trials: every trial but the failed ones (they are retried) and the surplus
+    trials a worker started after the study's total was reached (marked, pruned at once)."""
+    return trial.state.name in (*FINISHED, "RUNNING") and not trial.user_attrs.get("surplus")
+
+
 def _finished(study) -> int:
-    return sum(t.state.name in FINISHED for t in study.get_trials(deepcopy=False))
+    return sum(t.state.name in FINISHED and not t.user_attrs.get("surplus") for t in study.get_trials(deepcopy=False))
+
+
+def _started(study) -> int:
+    """Finished trials plus those running now, on any machine: what --trials counts."""
+    return sum(_counted(t) for t in study.get_trials(deepcopy=False))
+
+
+def worker_id(pid: int | None = None) -> str:
+    """A worker's name in the study: host and process id (a pid alone repeats across machines)."""
+    import socket
+
+    return f"{socket.gethostname()}:{pid or os.getpid()}"
+
+
+# What a study's trials share beside the search space: `--resume` (or another machine joining) must train
+# the same thing, or its trials would not be comparable.
+BASE_FIELDS = ("model", "data", "recipe", "epochs", "batch_size", "limit", "input_size", "train_split", "val_split",
+               "seed")
 
 
 def run_sweep(config: SweepConfig, log=print) -> dict:
@@ -216,9 +256,8 @@ def run_sweep(config: SweepConfig, log=print) -> dict:
     processes that share its storage; a worker that dies has its running trial failed and its share rerun."""
     import optuna
 
+    check(config)
     sampler = _sampler(config)   # a bad sampler or storage fails before any folder is made
-    if config.workers < 1:
-        raise SweepError(f"--workers {config.workers}: expected at least 1 worker process")
     out = Path(config.out)
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)   # the default SQLite file lives there
@@ -233,6 +272,8 @@ def run_sweep(config: SweepConfig, log=print) -> dict:
         if config.resume and not exists:
             raise SweepError(f"--resume: no study {name!r} in {_where(config)}; expected the --out of an "
                              "earlier sweep")
+        if not exists:
+            _check_out_folder(out, _where(config))
     except SweepError:
         if made:   # a sweep that could not start leaves nothing behind
             shutil.rmtree(out, ignore_errors=True)
@@ -247,17 +288,44 @@ def run_sweep(config: SweepConfig, log=print) -> dict:
     elif stored != json.loads(json.dumps(space)):
         raise SweepError(f"--resume: the study in {out} searched {_describe(stored)}, not {_describe(space)}; "
                          "expected the same --space (or choose a new --out)")
+    _check_base(study, config.base, out)
     if isinstance(storage, optuna.storages.RDBStorage):
         optuna.storages.fail_stale_trials(study)   # a killed worker's trial is failed (and retried), not RUNNING
-    done = _finished(study)
-    remaining = max(0, config.trials - done)
-    log(f"study {name}: {done} finished trial(s) in {_where(config)}, running {remaining} more"
+    for worker in _dead_workers_here(study):      # any storage: this machine's dead workers (kill -9, power cut)
+        failed = fail_trials_of(study, worker)
+        log(f"worker {worker} is gone; its running trial(s) {failed} failed and retried with the same values")
+    done, started = _finished(study), _started(study)
+    remaining = max(0, config.trials - started)
+    log(f"study {name}: {done} finished trial(s) in {_where(config)}"
+        + (f", {started - done} running elsewhere" if started > done else "") + f", running {remaining} more"
         + (f" on {config.workers} workers" if config.workers > 1 and remaining else ""))
     if remaining and config.workers == 1:
         _work(config, remaining, log)
     elif remaining:
         _run_workers(config, storage, log)
     return write_sweep_report(_study(config, storage), out, config)
+
+
+def _check_out_folder(out: Path, where: str) -> None:
+    """A new study gets a folder of its own: another sweep's trial runs and reports in --out would be mixed
+    with this one's (its trial0 taken, its best named as this study's)."""
+    held = [name for name in ("sweep.json", "trials") if (out / name).exists()]
+    if held:
+        raise SweepError(f"--out {out}: holds another sweep's {' and '.join(held)}, but no study {out.name!r} is in "
+                         f"{where}; choose a new --out folder")
+
+
+def _check_base(study, base, out: Path) -> None:
+    """Every worker and every --resume trains what the study's first run trained (model, data, epochs ...)."""
+    mine = {name: getattr(base, name) for name in BASE_FIELDS}
+    stored = study.user_attrs.get("base")
+    if stored is None:
+        study.set_user_attr("base", mine)
+        return
+    for name in BASE_FIELDS:
+        if name in stored and stored[name] != mine[name]:
+            raise SweepError(f"--resume: the study in {out} trains with --{name.replace('_', '-')} {stored[name]}, "
+                             f"not {mine[name]}; expected the same options (or choose a new --out)")
 
 
 def _where(config: SweepConfig) -> str:
@@ -272,7 +340,7 @@ def _run_workers(config: SweepConfig, storage, log, rounds: int = 3) -> None:
 
     context = multiprocessing.get_context("spawn")   # fresh interpreters: no TensorFlow state is forked
     for _ in range(rounds):
-        remaining = config.trials - _finished(_study(config, storage))
+        remaining = config.trials - _started(_study(config, storage))
         if remaining <= 0:
             return
         count = min(config.workers, remaining)
@@ -285,20 +353,38 @@ def _run_workers(config: SweepConfig, storage, log, rounds: int = 3) -> None:
             worker.join()
         for worker in workers:
             if worker.exitcode != 0:
-                failed = _fail_trials_of(config, storage, worker.pid)
-                log(f"worker {worker.pid} died (exit {worker.exitcode}); its running trial(s) {failed} failed, "
-                    "their share is run again")
+                failed = fail_trials_of(_study(config, storage), worker_id(worker.pid))
+                log(f"worker {worker.pid} died (exit {worker.exitcode}); its running trial(s) {failed} failed and "
+                    "retried with the same values")
 
 
-def _fail_trials_of(config: SweepConfig, storage, pid: int) -> list[int]:
-    """Mark the RUNNING trials that worker `pid` started as FAIL (any storage, heartbeat or not)."""
+def _dead_workers_here(study) -> list[str]:
+    """Workers on this machine that left RUNNING trials and no longer run."""
+    import optuna
+    import psutil
+
+    host = worker_id().rsplit(":", 1)[0]
+    found = set()
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker", "")
+        where, _, pid = worker.rpartition(":")
+        if where == host and pid.isdigit() and not psutil.pid_exists(int(pid)):
+            found.add(worker)
+    return sorted(found)
+
+
+def fail_trials_of(study, worker: str) -> list[int]:
+    """Mark the RUNNING trials of `worker` (host:pid, edgefer.sweep.worker_id) as FAIL and queue each again with
+    its values, once, as the heartbeat storages' retry does (any storage)."""
     import optuna
 
-    study, failed = _study(config, storage), []
+    failed = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if trial.user_attrs.get("worker_pid") == pid:
+        if trial.user_attrs.get("worker") == worker:
             study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
             failed.append(trial.number)
+            if "retry_of" not in trial.user_attrs and trial.params:
+                study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
     return failed
 
 
@@ -314,7 +400,13 @@ def _work(config: SweepConfig, n_trials: int, log=None) -> None:
     study = _study(config, open_storage(config))
 
     def objective(trial):
+        trial.set_user_attr("worker", worker_id())
         trial.set_user_attr("worker_pid", os.getpid())
+        before = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and _counted(t)]
+        if len(before) >= config.trials:   # another machine started the study's last trial first
+            trial.set_user_attr("surplus", True)
+            study.stop()
+            raise optuna.TrialPruned("the study has its --trials already")
         params = {d.name: d.suggest(trial) for d in config.space}
         run_config = trial_config(config.base, params, out, trial.number)
         trial.set_user_attr("run_dir", str(Path(run_config.project) / run_config.name))
@@ -325,6 +417,7 @@ def _work(config: SweepConfig, n_trials: int, log=None) -> None:
                 raise optuna.TrialPruned(f"val_accuracy {row['val_accuracy']:.4f} at epoch {row['epoch']}")
 
         result = train(run_config, log=lambda *_: None, on_epoch=report, verbose=0)
+        trial.set_user_attr("run_dir", str(result.run_dir))   # where it really went
         accuracy = result.metrics[run_config.val_split]["accuracy"]
         log(f"trial {trial.number}: {_params_text(params)} -> val_accuracy {accuracy:.4f}")
         return accuracy
@@ -343,9 +436,10 @@ def _describe(space: list[dict]) -> str:
 def write_sweep_report(study, out: Path, config: SweepConfig) -> dict:
     import optuna
 
+    kept = [t for t in study.trials if not t.user_attrs.get("surplus")]
     trials = [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
-               "run_dir": t.user_attrs.get("run_dir")} for t in study.trials]
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+               "run_dir": t.user_attrs.get("run_dir"), "retry_of": _retry_of(t)} for t in kept]
+    complete = [t for t in kept if t.state == optuna.trial.TrialState.COMPLETE]
     best = {"value": study.best_value, "params": study.best_params,
             "run_dir": study.best_trial.user_attrs.get("run_dir")} if complete else None
     names = [d.name for d in config.space]
@@ -363,6 +457,14 @@ def write_sweep_report(study, out: Path, config: SweepConfig) -> dict:
     write_text(out / "sweep.md", "\n".join(lines) + "\n")
     _plot(trials, names, out)
     return report
+
+
+def _retry_of(trial) -> int | None:
+    """The failed trial this one repeats: a dead local worker's (edgefer) or a stale heartbeat's (Optuna)."""
+    if "retry_of" in trial.user_attrs:
+        return trial.user_attrs["retry_of"]
+    history = trial.system_attrs.get("retry_history")
+    return history[-1] if history else None
 
 
 def _short(value) -> str:

@@ -48,7 +48,7 @@ def test_bad_options_are_refused(fer_csv):
         ProcessSampler(1, interval=0)
     for kwargs, message in [
         (dict(models=["vgg19"]), "unknown model 'vgg19'"),
-        (dict(interval=-1), "--interval must be positive"),
+        (dict(interval=-1), "--interval -1: expected a value >= 0.01"),
         (dict(train_images=8), "smaller than one batch"),
         (dict(devices=["tpu"]), "unknown device 'tpu'"),
     ]:

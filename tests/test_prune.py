@@ -170,7 +170,7 @@ def test_prune_stops_and_undoes_the_step_that_breaks_the_threshold(trained_model
 @pytest.mark.parametrize("option, message", [
     (["--criterion", "kernel,magnitude"], "--criterion: unknown magnitude"),
     (["--threshold", "-1"], "Invalid value for '--threshold'"),          # declared ranges: click's check
-    (["--target-fraction", "1.5"], "Invalid value for '--target-fraction'"),
+    (["--target-fraction", "1.5"], "--target-fraction 1.5: expected a value > 0 and < 1"),
 ])
 def test_prune_cli_rejects_bad_options(trained_model, fer_csv, tmp_path, option, message):
     result = CliRunner().invoke(app, ["prune", str(trained_model), "--data", str(fer_csv), "--project",

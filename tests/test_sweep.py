@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from edgefer.sweep import SweepConfig, SweepError, parse_space, run_sweep
+from edgefer.sweep import SweepConfig, SweepError, fail_trials_of, parse_space, run_sweep, worker_id
 from edgefer.train import config_from_recipe
 
 
@@ -56,6 +56,9 @@ def test_interrupted_sweep_resumes(fer_csv, tmp_path):
     other = dataclasses.replace(config, resume=True, space=parse_space(["label_smoothing=float:0:0.1"]))
     with pytest.raises(SweepError, match="searched lr=log, not label_smoothing=float"):
         run_sweep(other, log=lambda *_: None)
+    longer = dataclasses.replace(config, resume=True, base=dataclasses.replace(config.base, epochs=2))
+    with pytest.raises(SweepError, match="trains with --epochs 1, not 2"):
+        run_sweep(longer, log=lambda *_: None)   # not only the space: the trials must train the same thing
     messages = []
     report = run_sweep(dataclasses.replace(config, resume=True), log=messages.append)
     assert "1 finished trial(s)" in messages[0] and "running 1 more" in messages[0]
@@ -118,3 +121,100 @@ def test_two_workers_share_a_postgres_study_and_survive_a_killed_worker(fer_csv,
     assert len(set(run_dirs)) == len(run_dirs) == len({t.number for t in trials})   # none run twice
     report = json.loads((out / "sweep.json").read_text())
     assert [t["state"] for t in report["trials"]] == states and report["best"]["value"] > 0
+
+
+def _study_with_running(tmp_path, workers):
+    """A SQLite study in <tmp>/shared whose trials were started by `workers` (host:pid) and are RUNNING."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    (tmp_path / "shared").mkdir(parents=True)
+    storage = f"sqlite:///{tmp_path / 'shared' / 'study.db'}"
+    study = optuna.create_study(study_name="shared", storage=storage, direction="maximize")
+    for k, worker in enumerate(workers):
+        trial = study.ask({"lr": optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True)})
+        trial.set_user_attr("worker", worker)
+        trial.set_user_attr("worker_pid", int(worker.rsplit(":", 1)[1]))
+    return study
+
+
+def test_dead_workers_are_matched_by_host_and_pid_and_their_trials_retried(tmp_path):
+    """A parent fails the trials of its own dead worker, not another machine's trial with the same pid; the
+    failed trial is queued again with its values."""
+    pid = 4242
+    study = _study_with_running(tmp_path, [f"otherhost:{pid}", worker_id(pid)])
+    assert fail_trials_of(study, worker_id(pid)) == [1]
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state.name for t in trials] == ["RUNNING", "FAIL", "WAITING"]
+    assert trials[2].params == {} and trials[2].system_attrs["fixed_params"] == trials[1].params
+    assert trials[2].user_attrs["retry_of"] == 1
+
+
+def test_trials_count_the_whole_study_and_dead_local_workers_are_found(fer_csv, tmp_path):
+    """--trials is the study's total across machines: with two trials RUNNING elsewhere, `--trials 2` starts
+    none; a RUNNING trial whose worker on this machine is gone is failed and retried by the next run."""
+    import psutil
+
+    dead = max(psutil.pids()) + 100_000
+    _study_with_running(tmp_path, ["otherhost:1", "otherhost:2"])
+    config = SweepConfig(_base(fer_csv), parse_space(["lr=log:1e-3:1e-2"]), "random", trials=2,
+                         out=str(tmp_path / "shared"), resume=True)
+    messages = []
+    report = run_sweep(config, log=messages.append)
+    assert "0 finished trial(s)" in messages[0] and "2 running elsewhere, running 0 more" in messages[0]
+    assert [t["state"] for t in report["trials"]] == ["RUNNING", "RUNNING"] and report["best"] is None
+
+    study = _study_with_running(tmp_path / "b", [worker_id(dead)])
+    messages = []
+    run_sweep(dataclasses.replace(config, out=str(tmp_path / "b" / "shared"), trials=1), log=messages.append)
+    assert f"worker {worker_id(dead)} is gone; its running trial(s) [0] failed" in messages[0]
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
+    assert trials[1].params == trials[0].params and trials[1].user_attrs["retry_of"] == 0
+
+
+def test_a_new_sweep_refuses_a_folder_with_another_sweeps_runs(fer_csv, tmp_path):
+    out = tmp_path / "study"
+    (out / "trials" / "trial0").mkdir(parents=True)
+    config = SweepConfig(_base(fer_csv), parse_space(["lr=log:1e-3:1e-2"]), "random", trials=1, out=str(out))
+    with pytest.raises(SweepError, match=r"holds another sweep's trials, but no study 'study'"):
+        run_sweep(config, log=lambda *_: None)
+    assert (out / "trials" / "trial0").is_dir()   # nothing of it removed
+
+
+def test_heartbeats_fail_a_killed_sweeps_trial_and_the_next_run_retries_it(fer_csv, postgres_url, tmp_path):
+    """PostgreSQL with heartbeats: a whole sweep killed with -9 mid-trial leaves a RUNNING trial; once its
+    heartbeat is stale, the next `sweep --resume` fails it (fail_stale_trials) and Optuna's retry runs the same
+    values again, recorded as a retry of it."""
+    import optuna
+
+    out = tmp_path / "beat"
+    command = [sys.executable, "-m", "edgefer", "sweep", "--data", str(fer_csv), "--space", "lr=log:1e-3:1e-2",
+               "--sampler", "random", "--trials", "2", "--storage", postgres_url, "--out", str(out),
+               "--recipe", "quick", "--model", "cnn", "--limit", "128", "--epochs", "2", "--no-prune",
+               "--heartbeat-seconds", "1"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    storage = optuna.storages.RDBStorage(postgres_url)
+    deadline, running = time.time() + 300, None
+    while time.time() < deadline and running is None and first.poll() is None:
+        time.sleep(0.3)
+        try:
+            trials = optuna.load_study(study_name="beat", storage=storage).get_trials(deepcopy=False)
+        except KeyError:
+            continue
+        running = next((t for t in trials if t.state.name == "RUNNING"
+                        and (out / "trials" / f"trial{t.number}" / "history.csv").exists()), None)
+    assert running is not None, first.communicate(timeout=60)
+    first.kill()
+    first.wait()
+    time.sleep(3)   # past the grace period (2 x --heartbeat-seconds)
+    second = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    trials = optuna.load_study(study_name="beat", storage=storage).get_trials(deepcopy=False)
+    killed = trials[running.number]
+    assert killed.state.name == "FAIL"
+    retries = [t for t in trials if t.system_attrs.get("retry_history") == [running.number]]
+    assert len(retries) == 1 and retries[0].state.name == "COMPLETE" and retries[0].params == killed.params
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 2 and "RUNNING" not in [t.state.name for t in trials]
+    report = json.loads((out / "sweep.json").read_text())
+    assert [t["retry_of"] for t in report["trials"]].count(running.number) == 1

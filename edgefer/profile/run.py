@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
+from edgefer.data import DATA_HELP
 from edgefer.errors import EdgeferError
 from edgefer.files import write_json, write_text
 from edgefer.machine import machine_description
+from edgefer.options import check, option
 from edgefer.profile.report import render_markdown, write_csv_tables, write_plots
 from edgefer.profile.sampler import StageMeasurement, measure_command
 from edgefer.runtime.formats import FORMATS
@@ -31,38 +33,54 @@ RUNTIMES = {"keras": FORMATS["keras"].ending, "tflite_float32": FORMATS["float32
 
 @dataclass
 class ProfileConfig:
-    models: list[str]
-    data: str
-    epochs: int = 1
-    train_images: int | None = 4096     # the step budget: training images per epoch
-    test_images: int | None = None      # None: the whole validation split
-    batch_size: int = 32
-    interval: float = 0.5
-    out: str = "runs/profile"
-    edge: bool = True                   # export and measure sizes, latency, inference RSS
-    devices: list[str] = field(default_factory=list)   # non-empty: also the CPU-vs-GPU table
-    device_epochs: list[int] = field(default_factory=lambda: [2])
+    data: str = option(help=DATA_HELP, show_default=False)
+    models: list[str] | str = option("all", flag="--model",
+                                     help="Model to profile (mini_xception, vgg, resnet50, cnn), a comma list or 'all'.")
+    epochs: int = option(1, min=1, help="Training epochs per model.")
+    train_images: int = option(4096, min=0, help="Training images per epoch (the step budget; 0 = all).")
+    test_images: int = option(0, min=0, help="Validation images for the test stage (0 = the whole split).")
+    batch_size: int = option(32, min=2, help="Batch size.",
+                             expected="at least 2 (TensorFlow 2.21 crashes training on single-image batches)")
+    interval: float = option(0.5, min=0.01, help="Sampling interval in seconds.")
+    out: str = option("runs/profile", help="Output folder.")
+    edge: bool = option(True, help="Also export and measure size, latency and inference memory per runtime.")
+    devices: list[str] | str = option("", help="'cpu,gpu': also the CPU-vs-GPU training-time table (GPU columns "
+                                               "say when absent).")
+    device_epochs: list[int] | str = option("2", help="Epoch counts for the CPU-vs-GPU table, e.g. 2,10,30,50.")
     timeout: float = 3600
+
+    def __post_init__(self):
+        """The command line's comma lists (--model all, --devices cpu,gpu, --device-epochs 2,10) as lists."""
+        from edgefer.models import MODELS
+
+        if isinstance(self.models, str):
+            self.models = list(MODELS) if self.models == "all" else _items(self.models)
+        if isinstance(self.devices, str):
+            self.devices = _items(self.devices)
+        if isinstance(self.device_epochs, str):
+            try:
+                self.device_epochs = [int(v) for v in _items(self.device_epochs)]
+            except ValueError:
+                raise EdgeferError(f"--device-epochs {self.device_epochs!r}: expected comma-separated integers, "
+                                   f"e.g. 2,10") from None
 
     def validate(self) -> None:
         from edgefer.models import check_model_name
 
+        check(self)
         for name in self.models:
             check_model_name(name)
-        if self.interval <= 0:
-            raise EdgeferError(f"--interval must be positive seconds, got {self.interval}")
-        if self.epochs < 1:
-            raise EdgeferError(f"--epochs {self.epochs}: expected at least 1")
-        if self.batch_size < 2:   # TensorFlow 2.21 aborts training on single-image batches (as `train` refuses)
-            raise EdgeferError(f"--batch-size {self.batch_size}: expected at least 2 (TensorFlow 2.21 crashes "
-                               f"training on single-image batches)")
-        if self.train_images is not None and self.train_images < self.batch_size:
+        if self.train_images and self.train_images < self.batch_size:
             raise EdgeferError(f"--train-images {self.train_images} is smaller than one batch ({self.batch_size})")
         for device in self.devices:
             if device not in ("cpu", "gpu"):
-                raise EdgeferError(f"unknown device {device!r}; expected cpu and/or gpu")
+                raise EdgeferError(f"--devices: unknown device {device!r}; expected cpu and/or gpu")
         if not Path(self.data).exists():
             raise FileNotFoundError(f"{self.data}: data not found (expected the FER-2013 CSV or an image folder)")
+
+
+def _items(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
 
 
 def _worker(stage: str, *args: str) -> list[str]:

@@ -10,58 +10,82 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from edgefer.data import DataSpec
+from edgefer.data import DATA_HELP, DataSpec
 from edgefer.errors import EdgeferError
+from edgefer.options import check, option
 from edgefer.train.pipeline import NO_AUGMENT, AugmentConfig
+
+
+RECIPE = "the recipe's"        # what --help shows for a value a recipe sets
+SCHEDULES = ("plateau", "cosine", "cyclic", "constant")
+RECIPE_NAMES = ("paper", "best", "distil", "swa", "quick")
 
 
 @dataclass
 class TrainConfig:
-    model: str = "mini_xception"
-    data: str = ""
-    recipe: str = "paper"
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 1e-3
-    schedule: str = "plateau"          # plateau | cosine | constant | cyclic
-    warmup_epochs: int = 0
-    cycle_epochs: int = 0              # cyclic: epochs per cosine cycle, which restarts at the peak rate
-    l2: float | None = None            # None: the model's default decay
-    width: float = 1.0                 # multiplier on every hidden layer's filters/units
-    dropout: float | None = None       # None: the model's default dropout
-    label_smoothing: float = 0.0
-    sam_rho: float = 0.0               # sharpness-aware minimisation radius (0: plain steps)
-    branches: int = 0                  # >0: train mini_xception re-parameterized with this many parallel
-                                       # conv+BN branches per layer, merged into the plain model at the end
-    init_weights: str | None = None    # start from this trained .keras model's weights (same architecture)
-    teacher: list[str] = field(default_factory=list)  # .keras teachers to distil from; several = an ensemble
-    distill_weight: float = 0.5        # share of the teacher's softened probabilities in the target
-    distill_temperature: float = 2.0
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    balance_classes: bool = False
-    patience: int = 50                 # early stopping on validation accuracy
-    plateau_patience: int = 12         # ReduceLROnPlateau on validation loss
+    """A training run. Each field's default, range and help are declared here once (edgefer.options); the
+    command line's options are built from them, and a recipe's values replace the defaults."""
+    model: str = option("mini_xception", help="Model name: mini_xception, vgg, resnet50, cnn (train: or all).")
+    data: str = option("", help=DATA_HELP, show_default=False)
+    recipe: str = option("paper", choices=RECIPE_NAMES,
+                         help="Named configuration: paper, best (the shipped model), distil, swa, quick.")
+    epochs: int = option(100, min=1, help="Epochs.", show_default=RECIPE)
+    batch_size: int = option(32, min=2, help="Batch size (the last uneven batch is dropped).", show_default=RECIPE,
+                             expected="at least 2 (TensorFlow 2.21 crashes training on single-image batches)")
+    lr: float = option(1e-3, min=0, min_open=True, help="Peak learning rate (> 0).", show_default=RECIPE)
+    schedule: str = option("plateau", choices=SCHEDULES, show_default=RECIPE,
+                           help="plateau, cosine (with warm-up), cyclic (cosine restarts) or constant.")
+    warmup_epochs: int = option(0, min=0, help="Warm-up epochs of the cosine schedule.", cli=False)
+    cycle_epochs: int = option(0, min=0, help="Epochs per cycle of the cyclic schedule.", show_default=False)
+    l2: float | None = option(None, min=0, help="L2 weight decay factor.", show_default="the model's")
+    width: float = option(1.0, min=0, min_open=True, help="Multiplier on every hidden layer's filters/units.")
+    dropout: float | None = option(None, min=0, max=1, max_open=True, help="Dropout rate.",
+                                   show_default="the model's")
+    label_smoothing: float = option(0.0, min=0, max=1, max_open=True, help="Label smoothing of the cross-entropy.",
+                                    show_default=RECIPE)
+    sam_rho: float = option(0.0, min=0, help="Sharpness-aware minimisation radius (e.g. 0.05; two passes per "
+                                             "step); 0: off.")
+    branches: int = option(0, min=0, help="mini_xception only: train with N parallel conv+BN branches per "
+                           "convolution, merged into the plain 58,423-parameter model at the end; 0: off.")
+    init_weights: str | None = option(None, flag="--weights", show_default=False,
+                                      help="Start from this trained .keras model's weights (same model and width): "
+                                           "fine-tuning, a second schedule.")
+    teacher: list[str] = option(default_factory=list, show_default=False,
+                                help="Distil from this trained .keras teacher; repeat for an ensemble.")
+    distill_weight: float = option(0.5, min=0, max=1, help="Share of the teacher's softened probabilities in "
+                                                           "the target.")
+    distill_temperature: float = option(2.0, min=0.01, help="Temperature that softens the teacher's probabilities.")
+    augment: AugmentConfig = field(default_factory=AugmentConfig)   # its options: edgefer.train.pipeline
+    balance_classes: bool = option(False, help="Weight samples by inverse class frequency.")
+    patience: int = option(50, min=1, help="Early-stopping patience in epochs (validation accuracy).",
+                           show_default=RECIPE)
+    plateau_patience: int = option(12, min=1, help="ReduceLROnPlateau patience on validation loss.", cli=False)
     plateau_factor: float = 0.1
     min_lr: float = 1e-6
-    precise_bn: bool = True            # recompute BN statistics before each validation
-    swa_start: int = 0                 # average the weights from this epoch on (0: no averaging); every
-                                       # epoch, or under the cyclic schedule the end of every cycle
-    clean_epochs: int = 0              # train the last K epochs without augmentation (mixup included)
-    seed: int = 0
-    input_size: int = 48
-    train_split: str = "Training"
-    val_split: str = "PublicTest"
-    test_split: str | None = None
-    val_fraction: float = 0.1          # image folders only
-    test_fraction: float = 0.1
-    limit: int | None = None           # at most this many rows per split (quick runs, tests)
-    skip_bad: bool = False
-    name: str = ""
-    project: str = "runs/train"
-    devices: str = "1"                 # data parallel over N devices, or "all" (JAX backend)
-    coordinator: str | None = None     # multi-host: the coordinator's HOST:PORT (keras.distribution.initialize)
-    num_processes: int | None = None
-    process_id: int | None = None
+    precise_bn: bool = option(True, help="Recompute batch-norm statistics before each validation.")
+    swa_start: int = option(0, min=0, help="Average the weights from this epoch on (SWA; every epoch, or each "
+                            "cycle's end under the cyclic schedule); 0: off.")
+    clean_epochs: int = option(0, min=0, help="Train the last N epochs without augmentation (mixup included).")
+    seed: int = option(0, help="Random seed (data order, augmentation, initial weights).")
+    input_size: int = option(48, min=16, max=512, help="Square input size in pixels.")
+    train_split: str = option("Training", help="CSV Usage value to train on.")
+    val_split: str = option("PublicTest", help="CSV Usage value to select the best epoch on.")
+    test_split: str | None = option(None, help="CSV Usage value to report at the end (e.g. PrivateTest).",
+                                    show_default=False)
+    val_fraction: float = option(0.1, min=0, max=0.9, help="Image folders: stratified validation fraction.")
+    test_fraction: float = option(0.1, min=0, max=0.9, help="Image folders: stratified test fraction.")
+    limit: int | None = option(None, min=1, help="Use at most this many images per split (quick runs).",
+                               show_default="all")
+    skip_bad: bool = option(False, help="Skip malformed rows/images and report how many, instead of failing.")
+    name: str = option("", help="Run name; <project>/<name>[N].", show_default="the model name")
+    project: str = option("runs/train", help="Folder that holds the run directories.")
+    devices: str = option("1", help="Data parallel over N devices or 'all' (JAX backend: KERAS_BACKEND=jax); the "
+                                    "batch size and learning rate are global.")
+    coordinator: str | None = option(None, show_default=False, help="Multi-host jobs: the coordinator's HOST:PORT "
+                                     "(or KERAS_DISTRIBUTION_JOB_ADDRESSES).")
+    num_processes: int | None = option(None, min=1, help="Multi-host jobs: how many processes (hosts) take part.",
+                                       show_default=False)
+    process_id: int | None = option(None, min=0, help="Multi-host jobs: this process's index.", show_default=False)
 
     def data_spec(self) -> DataSpec:
         return DataSpec(self.data, self.train_split, self.val_split, self.test_split, self.val_fraction,
@@ -111,6 +135,9 @@ RECIPES: dict[str, dict] = {
 }
 
 
+assert RECIPE_NAMES == tuple(RECIPES), "declare a new recipe's name in RECIPE_NAMES too"
+
+
 # Options named after the augmentation they set (CLI and sweep names -> AugmentConfig fields)
 AUGMENT_OPTIONS = {"rotation": "rotation_degrees", "shift": "shift", "zoom": "zoom", "flip": "horizontal_flip",
                    "mixup": "mixup_alpha"}
@@ -139,7 +166,8 @@ def with_overrides(config: TrainConfig, **overrides) -> TrainConfig:
     augment = given.pop("augment", config.augment)   # a whole AugmentConfig (Python API), then single options
     if given.pop("no_augment", False):
         augment = NO_AUGMENT
-    moves = {AUGMENT_OPTIONS[k]: given.pop(k) for k in list(given) if k in AUGMENT_OPTIONS}
+    fields = {f.name for f in dataclasses.fields(AugmentConfig)}
+    moves = {AUGMENT_OPTIONS.get(k, k): given.pop(k) for k in list(given) if k in AUGMENT_OPTIONS or k in fields}
     augment = dataclasses.replace(augment, **moves)
     if "teacher" in given and isinstance(given["teacher"], str):
         given["teacher"] = [given["teacher"]]
@@ -153,35 +181,12 @@ def with_overrides(config: TrainConfig, **overrides) -> TrainConfig:
 
 
 def check_config(config: TrainConfig) -> None:
-    """One-line errors for values outside their range, before any data is read or a folder is made."""
-    positive = {"--epochs": config.epochs, "--batch-size": config.batch_size, "--input-size": config.input_size}
-    for option, value in positive.items():
-        if value < 1:
-            raise EdgeferError(f"{option} {value}: expected an integer >= 1")
-    if config.batch_size < 2:   # measured: TensorFlow 2.21 aborts ("double free or corruption") at batch size 1
-        raise EdgeferError(f"--batch-size {config.batch_size}: expected at least 2 (TensorFlow 2.21 crashes "
-                           f"training on single-image batches)")
-    if config.input_size < 16:
-        raise EdgeferError(f"--input-size {config.input_size}: expected at least 16 pixels")
-    if not (config.lr > 0 and math.isfinite(config.lr)):
-        raise EdgeferError(f"--lr {config.lr}: expected a learning rate > 0")
-    if config.limit is not None and config.limit < 1:
-        raise EdgeferError(f"--limit {config.limit}: expected a number of images >= 1 (omit it for all)")
-    if not 0 <= config.label_smoothing < 1:
-        raise EdgeferError(f"--label-smoothing {config.label_smoothing}: expected a value in [0, 1)")
-    if config.dropout is not None and not 0 <= config.dropout < 1:
-        raise EdgeferError(f"--dropout {config.dropout}: expected a rate in [0, 1)")
-    if config.l2 is not None and config.l2 < 0:
-        raise EdgeferError(f"--l2 {config.l2}: expected a decay factor >= 0")
-    if not config.width > 0:
-        raise EdgeferError(f"--width {config.width}: expected a multiplier > 0")
-    if config.patience < 1:
-        raise EdgeferError(f"--patience {config.patience}: expected epochs >= 1")
-    for option, value in (("--val-fraction", config.val_fraction), ("--test-fraction", config.test_fraction)):
-        if not 0 <= value < 1:
-            raise EdgeferError(f"{option} {value}: expected a fraction in [0, 1)")
-    if config.augment.mixup_alpha < 0:
-        raise EdgeferError(f"--mixup {config.augment.mixup_alpha}: expected alpha >= 0 (0: off)")
+    """One-line errors for values outside their range, before any data is read or a run directory is made:
+    the declared ranges (edgefer.options.check) and the rules that tie options together."""
+    check(config)
+    check(config.augment)
+    if not math.isfinite(config.lr):
+        raise EdgeferError(f"--lr {config.lr}: expected a finite learning rate > 0")
     from edgefer.train.distribute import requested_devices
 
     requested_devices(config.devices)
@@ -189,26 +194,15 @@ def check_config(config: TrainConfig) -> None:
     check_branches(config)
 
 
-SCHEDULES = ("plateau", "cosine", "cyclic", "constant")
-
-
 def check_schedule(config: TrainConfig) -> None:
     """Fail on bad schedule options before any data is read or a run directory is made."""
-    if config.schedule not in SCHEDULES:
-        raise EdgeferError(f"--schedule {config.schedule}: unknown; expected one of {', '.join(SCHEDULES)}")
     if config.schedule == "cyclic" and config.cycle_epochs < 1:
         raise EdgeferError(f"schedule 'cyclic' needs --cycle-epochs >= 1, got {config.cycle_epochs}")
-    if config.swa_start < 0:
-        raise EdgeferError(f"--swa-start {config.swa_start}: expected an epoch number >= 1, or 0 for no averaging")
-    if config.clean_epochs < 0:
-        raise EdgeferError(f"--clean-epochs {config.clean_epochs}: expected a number of final epochs >= 0")
 
 
 def check_branches(config: TrainConfig) -> None:
     if not config.branches:
         return
-    if config.branches < 0:
-        raise EdgeferError(f"--branches {config.branches}: expected a number of parallel branches >= 1, or 0 for none")
     if config.model != "mini_xception":
         raise EdgeferError(f"--branches applies to mini_xception only, not {config.model!r}")
     if config.init_weights:

@@ -18,15 +18,17 @@ import numpy as np
 
 from edgefer.errors import EdgeferError
 from edgefer.labels import NUM_CLASSES
+from edgefer.options import option
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    rotation_degrees: float = 10.0
-    shift: float = 0.1
-    zoom: float = 0.1
-    horizontal_flip: bool = True
-    mixup_alpha: float = 0.0
+    rotation_degrees: float = option(10.0, min=0, max=180, flag="--rotation",
+                                     help="Augmentation: largest random rotation, degrees.")
+    shift: float = option(0.1, min=0, max=0.5, help="Augmentation: largest random shift, fraction of the size.")
+    zoom: float = option(0.1, min=0, max=0.5, help="Augmentation: largest random zoom in or out, fraction.")
+    horizontal_flip: bool = option(True, flag="--flip/--no-flip", help="Augmentation: random horizontal flips.")
+    mixup_alpha: float = option(0.0, min=0, flag="--mixup", help="Mixup Beta(alpha, alpha); 0 turns it off.")
 
     @property
     def enabled(self) -> bool:

@@ -16,6 +16,12 @@ python3 -m venv "$prefix/venv"
 "$prefix/venv/bin/edgefer" run --source demo --device "$profile" --max-frames 1 --no-show   # smoke test
 sed -e "s|@PREFIX@|$prefix|g" -e "s|@PROFILE@|$profile|g" -e "s|@USER@|$USER|g" -e "s|@REPO@|$repo|g" \
     "$repo/devices/$board/edgefer.service" | sudo tee /etc/systemd/system/edgefer.service >/dev/null
+if ! sudo test -f /etc/edgefer/env; then   # the browser view's token, for the unit's EnvironmentFile (not `ps`)
+    sudo install -d -m 755 /etc/edgefer
+    printf 'EDGEFER_SERVE_TOKEN=%s\n' "$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')" \
+        | sudo tee /etc/edgefer/env >/dev/null
+    sudo chmod 600 /etc/edgefer/env
+fi
 sudo usermod -aG video "$USER"
 sudo systemctl daemon-reload
 sudo systemctl enable --now edgefer.service

@@ -201,9 +201,9 @@ def _print_train_results(results) -> None:
     typer.echo(f"{'run':<40}{'epochs':>7}{'split':>12}{'accuracy':>10}{'macro-F1':>10}{'img/s':>8}")
     for result in results:
         for split, metrics in result.metrics.items():
-            typer.echo(f"{str(result.run_dir):<40}{result.epochs_run:>7}{split:>12}"
+            typer.echo(f"{str(result.run_dir or '(process 0 writes it)'):<40}{result.epochs_run:>7}{split:>12}"
                        f"{metrics['accuracy']:>10.4f}{metrics['macro_f1']:>10.4f}{result.images_per_second:>8.0f}")
-    for result in results:
+    for result in (r for r in results if r.model_path is not None):
         typer.echo(f"\nmodel to export: {result.model_path}   (edgefer export {result.model_path} --data ...)")
 
 

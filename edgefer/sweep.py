@@ -161,15 +161,18 @@ def _stale_retry() -> dict:
     return {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=1)}
 
 
-def _sampler(config: SweepConfig):
+def _sampler(config: SweepConfig, offset: int = 0):
+    """The sampler, seeded with --seed plus `offset`: a resumed study or a second worker that drew from the
+    same seed would replay the first one's values (a resumed sweep repeated a trial's exact learning rate)."""
     import optuna
 
+    seed = config.seed + offset
     if config.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=config.seed)
+        return optuna.samplers.TPESampler(seed=seed)
     if config.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=config.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     if config.sampler == "grid":
-        return optuna.samplers.GridSampler({d.name: d.grid(config.grid_points) for d in config.space}, seed=config.seed)
+        return optuna.samplers.GridSampler({d.name: d.grid(config.grid_points) for d in config.space}, seed=seed)
     raise SweepError(f"unknown sampler {config.sampler!r}; expected grid, random or tpe")
 
 
@@ -345,7 +348,7 @@ def _run_workers(config: SweepConfig, storage, log, rounds: int = 3) -> None:
             return
         count = min(config.workers, remaining)
         shares = [remaining // count + (k < remaining % count) for k in range(count)]
-        workers = [context.Process(target=_work, args=(config, share, None), name=f"edgefer-sweep-{k}")
+        workers = [context.Process(target=_work, args=(config, share, None, k + 1), name=f"edgefer-sweep-{k}")
                    for k, share in enumerate(shares)]
         for worker in workers:
             worker.start()
@@ -388,8 +391,9 @@ def fail_trials_of(study, worker: str) -> list[int]:
     return failed
 
 
-def _work(config: SweepConfig, n_trials: int, log=None) -> None:
-    """One worker: `n_trials` trials of the shared study (also the in-process path)."""
+def _work(config: SweepConfig, n_trials: int, log=None, worker: int = 0) -> None:
+    """One worker (`worker` 0: the in-process path, k: the k-th local process): `n_trials` trials of the shared
+    study. Its sampler's seed moves on by the trials the study holds and by the worker's number."""
     import optuna
 
     from edgefer.train import train
@@ -397,7 +401,9 @@ def _work(config: SweepConfig, n_trials: int, log=None) -> None:
     log = log or (lambda line: print(line, flush=True))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = Path(config.out)
-    study = _study(config, open_storage(config))
+    storage = open_storage(config)
+    held = len(_study(config, storage).get_trials(deepcopy=False))
+    study = _study(config, storage, _sampler(config, offset=held + 1009 * worker))
 
     def objective(trial):
         trial.set_user_attr("worker", worker_id())
@@ -455,7 +461,7 @@ def write_sweep_report(study, out: Path, config: SweepConfig) -> dict:
     report = {"study": out.name, "sampler": config.sampler, "trials": trials, "best": best}
     write_json(out / "sweep.json", report)
     write_text(out / "sweep.md", "\n".join(lines) + "\n")
-    _plot(trials, names, out)
+    _plot(trials, names, out, {d.name: d.kind for d in config.space})
     return report
 
 
@@ -473,7 +479,7 @@ def _short(value) -> str:
     return "-" if value is None else str(value)
 
 
-def _plot(trials: list[dict], names: list[str], out: Path) -> None:
+def _plot(trials: list[dict], names: list[str], out: Path, kinds: dict[str, str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -495,7 +501,7 @@ def _plot(trials: list[dict], names: list[str], out: Path) -> None:
         xs = [t["params"].get(name) for t in done]
         if xs and all(isinstance(x, (int, float)) for x in xs):
             ax.plot(xs, values, "o")
-            if all(x > 0 for x in xs) and max(xs) / max(min(xs), 1e-12) > 50:
+            if kinds.get(name) == "log":   # searched on a log scale: drawn on one
                 ax.set_xscale("log")
         else:
             labels = sorted({str(x) for x in xs})

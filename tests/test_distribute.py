@@ -52,3 +52,38 @@ def test_tensorflow_refuses_more_than_one_device(fer_csv, tmp_path):
     assert "MirroredStrategy" in line and not any(tmp_path.iterdir())
     bad = CliRunner().invoke(app, ["train", "--data", str(fer_csv), "--devices", "many"])
     assert bad.exit_code == 2 and "--devices 'many': expected a number of devices >= 1, or 'all'" in bad.output
+
+
+def test_two_processes_share_one_job_each_feeding_its_half_and_only_process_0_writes(fer_csv, tmp_path):
+    """`edgefer train --coordinator HOST:PORT --num-processes 2 --process-id K` on two local processes (one CPU
+    device each, gradients over Gloo): each process feeds its half of every global batch, so without
+    augmentation the job's losses are the one-process run's with the same global batch; process 1 writes no run
+    directory of its own."""
+    pytest.importorskip("jax")
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    common = ["-m", "edgefer", "train", "--data", str(fer_csv), "--recipe", "quick", "--model", "cnn",
+              "--width", "0.25", "--limit", "256", "--epochs", "2", "--batch-size", "64", "--quiet"]
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    jobs = [subprocess.Popen([sys.executable, *common, "--devices", "all", "--coordinator", f"127.0.0.1:{port}",
+                              "--num-processes", "2", "--process-id", str(k), "--project", str(tmp_path / f"p{k}"),
+                              "--name", "job"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for k in (0, 1)]
+    outputs = [job.communicate(timeout=600) for job in jobs]
+    for job, (_, stderr) in zip(jobs, outputs):
+        assert job.returncode == 0, stderr[-3000:]
+    assert "global batch 64 (32 per device)" in outputs[0][0] and "process 1: training" in outputs[1][0]
+    assert not (tmp_path / "p1").exists() and "model to export" not in outputs[1][0]
+    single = subprocess.run([sys.executable, *common, "--project", str(tmp_path / "one"), "--name", "job"],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    job, one = (json.loads((tmp_path / name / "job" / "metrics.json").read_text()) for name in ("p0", "one"))
+    assert job["distribution"]["processes"] == 2 and job["distribution"]["devices"] == 2
+    histories = [(tmp_path / name / "job" / "history.csv").read_text().splitlines()[1:] for name in ("p0", "one")]
+    assert len(histories[0]) == len(histories[1]) == 2
+    for row_job, row_one in zip(*histories):   # the same steps on the same global batches
+        assert float(row_job.split(",")[2]) == pytest.approx(float(row_one.split(",")[2]), rel=1e-3)
+    assert job["splits"]["PublicTest"]["loss"] == pytest.approx(one["splits"]["PublicTest"]["loss"], rel=1e-3)

@@ -216,6 +216,7 @@ def test_the_page_in_a_real_browser(server, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 760})
             page.goto(f"{url}?token={TOKEN}")
+            assert TOKEN not in page.url   # traded for a cookie: not left in the address bar or history
             page.wait_for_function("document.getElementById('stream').naturalWidth > 0", timeout=30000)
             first = page.locator("#stream").screenshot()
             page.wait_for_timeout(1500)

@@ -104,6 +104,67 @@ def test_events_wait_for_the_first_frame_and_only_streams_want_drawing():
         response.close()
 
 
+def test_the_face_table_shows_the_record_of_the_frame_the_stream_sent():
+    """With a stream viewer the loop publishes faster than JPEGs go out; /events then sends the record of the
+    frame the stream last sent, not the newest, so the table and the picture agree."""
+    state = LiveState("m", "d")
+    frame = np.zeros((48, 64, 3), np.uint8)
+    with LiveServer("127.0.0.1:0", state, max_viewers=3) as server:
+        stream = urllib.request.urlopen(server.url + "stream.mjpg", timeout=5)
+        events = urllib.request.urlopen(server.url + "events", timeout=5)
+        deadline = time.time() + 5
+        while not state.wants_frames() and time.time() < deadline:
+            time.sleep(0.05)
+        state.publish({"frame": 1, "timestamp": None, "faces": []}, frame, {})
+        assert stream.readline() == b"--frame\r\n"   # the stream sent frame 1
+        sent = None
+        while sent is None:
+            line = events.readline()
+            sent = json.loads(line[6:]) if line.startswith(b"data: ") else None
+        assert sent["frame"] == 1
+        stream.close()
+        events.close()
+    watched = LiveState("m", "d")
+    watched.frame_viewers = 1
+    first, second = {"frame": 1, "faces": []}, {"frame": 2, "faces": []}
+    watched.publish(first, frame, {})
+    assert watched.table_record is None        # not sent to the picture yet
+    watched.shown(first)
+    watched.publish(second, frame, {})
+    assert watched.table_record is first       # frame 2's record waits for frame 2's JPEG
+    quiet = LiveState("m", "d")   # no stream viewer: the table follows every record
+    quiet.publish({"frame": 2, "timestamp": None, "faces": []}, None, {})
+    assert quiet.table_record["frame"] == 2
+
+
+def test_the_page_trades_the_token_in_its_address_for_a_cookie():
+    """/?token=T answers 303 to / with an HttpOnly cookie (the token leaves the address bar and history); the
+    cookie then opens the stream and events; a wrong cookie does not."""
+    import http.client
+
+    with LiveServer("127.0.0.1:0", LiveState("m", "d"), token="t0k&n") as server:
+        port = int(server.url.rstrip("/").rsplit(":", 1)[1])
+
+        def get(path, headers=None):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", path, headers=headers or {})
+            response = connection.getresponse()
+            response.read(0)
+            result = response.status, dict(response.getheaders())
+            connection.close()
+            return result
+
+        status, headers = get("/?token=t0k%26n")
+        assert status == 303 and headers["Location"] == "/"
+        cookie = headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        jar = cookie.split(";")[0]
+        assert get("/", {"Cookie": jar})[0] == 200
+        assert get("/healthz", {"Cookie": jar})[0] in (200, 503)   # authorised (503: no frame yet)
+        assert get("/healthz", {"Cookie": "edgefer_token=wrong"})[0] == 401
+        assert get("/", {})[0] == 401
+
+
 def test_the_page_has_a_policy_that_admits_only_its_script():
     page = PAGE.read_bytes()
     script = page.split(b"<script>", 1)[1].split(b"</script>", 1)[0]

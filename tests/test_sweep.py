@@ -65,6 +65,8 @@ def test_interrupted_sweep_resumes(fer_csv, tmp_path):
     states = [t["state"] for t in report["trials"]]
     assert states[0] == "COMPLETE" and states[1] == "FAIL" and len(states) == 3
     assert sum(s in ("COMPLETE", "PRUNED") for s in states) == 2
+    lrs = [t["params"]["lr"] for t in report["trials"]]
+    assert len(set(lrs)) == 3   # the resumed sampler does not replay the first run's draws
 
 
 def test_bad_search_spaces(tmp_path):

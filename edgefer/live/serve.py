@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import threading
 import time
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import cv2
 import numpy as np
@@ -33,6 +35,7 @@ from edgefer.live.config import STAGES
 
 PAGE = Path(__file__).resolve().parent / "web" / "index.html"
 TOKEN_ENV = "EDGEFER_SERVE_TOKEN"
+COOKIE = "edgefer_token"   # what the page's stream and events authenticate with, once ?token= was exchanged
 SOCKET_TIMEOUT = 10.0      # seconds a request may take to arrive, or a viewer to take a write, before it is dropped
 EXTRA_CONNECTIONS = 16     # connections beyond the viewer slots (page, /metrics, /healthz, waiting requests)
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)   # seconds
@@ -69,6 +72,8 @@ class LiveState:
         self.frame_times: collections.deque = collections.deque(maxlen=120)
         self.latency = {stage: [0] * (len(LATENCY_BUCKETS) + 1) for stage in STAGES}
         self.latency_sum = {stage: 0.0 for stage in STAGES}
+        self.table_sequence = 0   # the record the face table shows: that of the last frame a stream viewer got
+        self.table_record: dict | None = None
         self.viewers = 0          # stream and event viewers (the --serve-max-viewers slots)
         self.frame_viewers = 0    # of them, those who receive frames (/stream.mjpg)
 
@@ -82,6 +87,8 @@ class LiveState:
         with self.changed:
             self.sequence += 1
             self.record, self.frame = record, annotated
+            if not self.frame_viewers:   # nobody sees frames: the table follows every record
+                self.table_sequence, self.table_record = self.table_sequence + 1, record
             self.last_frame_at = now
             self.frames += 1
             self.faces += len(emotions)
@@ -95,6 +102,25 @@ class LiveState:
                 self.latency[stage][bucket] += 1
                 self.latency_sum[stage] += seconds
             self.changed.notify_all()
+
+    def latest(self) -> tuple[int, np.ndarray | None, dict | None]:
+        """The newest frame with its own record (read together: a frame and the next frame's record differ)."""
+        with self.changed:
+            return self.sequence, self.frame, self.record
+
+    def shown(self, record: dict) -> None:
+        """A stream viewer was sent the frame of `record`: the face table shows that record, so the table and
+        the picture agree (the JPEG stream lags the records: the README's screenshot once showed neutral 0.59
+        on the picture and happy 0.77 in the table)."""
+        with self.changed:
+            if record is not self.table_record:
+                self.table_sequence, self.table_record = self.table_sequence + 1, record
+                self.changed.notify_all()
+
+    def wait_table(self, after: int, timeout: float = 1.0) -> int:
+        with self.changed:
+            self.changed.wait_for(lambda: self.table_sequence != after, timeout=timeout)
+            return self.table_sequence
 
     def healthy(self) -> bool:
         return self.last_frame_at is not None and time.time() - self.last_frame_at <= self.stall_seconds
@@ -231,9 +257,15 @@ class _Handler(BaseHTTPRequestHandler):
         route = self.ROUTES.get(url.path)
         if route is None:
             return self._send(404, "text/plain", b"not found\n")
-        if not self._authorised(parse_qs(url.query).get("token", [None])[0]):
+        query_token = parse_qs(url.query).get("token", [None])[0]
+        if not self._authorised(query_token):
             return self._send(401, "text/plain", b"unauthorised: send Authorization: Bearer TOKEN or ?token=TOKEN\n",
                               {"WWW-Authenticate": 'Bearer realm="edgefer"'})
+        if route == "page" and query_token is not None:
+            # the token leaves the address bar (and the browser's history) for a cookie only this server reads,
+            # which the page's stream and events then send
+            return self._send(303, "text/plain", b"see /\n", {
+                "Location": "/", "Set-Cookie": f"{COOKIE}={quote(query_token)}; HttpOnly; SameSite=Strict; Path=/"})
         getattr(self, f"_{route}")()
 
     def _authorised(self, query_token: str | None) -> bool:
@@ -241,7 +273,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not expected:
             return True
         header = self.headers.get("Authorization", "")
-        given = header[7:] if header.startswith("Bearer ") else query_token
+        cookies = SimpleCookie()
+        with contextlib.suppress(CookieError):
+            cookies.load(self.headers.get("Cookie", ""))
+        cookie = unquote(cookies[COOKIE].value) if COOKIE in cookies else None
+        given = header[7:] if header.startswith("Bearer ") else (query_token or cookie)
         return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
     def _send(self, code: int, kind: str, body: bytes, headers: dict | None = None) -> None:
@@ -301,8 +337,8 @@ class _Handler(BaseHTTPRequestHandler):
         def body(state: LiveState, stopping: threading.Event):
             seen = -1
             while not stopping.is_set():
-                seen = state.wait(seen)
-                frame = state.frame
+                state.wait(seen)
+                seen, frame, record = state.latest()
                 if frame is None:
                     continue
                 ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])
@@ -311,6 +347,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
                                  + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg.tobytes() + b"\r\n")
                 self.wfile.flush()
+                state.shown(record)
 
         self._viewer("multipart/x-mixed-replace; boundary=frame", body, frames=True)
 
@@ -318,13 +355,14 @@ class _Handler(BaseHTTPRequestHandler):
         def body(state: LiveState, stopping: threading.Event):
             seen = -1
             while not stopping.is_set():
-                now = state.wait(seen)
-                if now == seen or state.record is None:   # nothing new (or nothing yet): keep the line open
+                now = state.wait_table(seen)
+                record = state.table_record
+                if now == seen or record is None:   # nothing new (or nothing yet): keep the line open
                     seen = now
                     self.wfile.write(b": keep-alive\n\n")
-                else:   # the frame's record exactly as a --json line, then the minute's shares as their own event
+                else:   # the shown frame's record exactly as a --json line, then the minute's shares as an event
                     seen = now
-                    self.wfile.write(b"data: " + json.dumps(state.record).encode() + b"\n\n"
+                    self.wfile.write(b"data: " + json.dumps(record).encode() + b"\n\n"
                                      + b"event: shares\ndata: " + json.dumps(state.shares()).encode() + b"\n\n")
                 self.wfile.flush()
 

@@ -22,6 +22,7 @@ from edgefer.metrics import compute_metrics  # noqa: E402
 from edgefer.runtime.keras import predict_probabilities  # noqa: E402
 from edgefer.train.averaging import WeightAverage  # noqa: E402
 from edgefer.train.config import TrainConfig, folds_into_average  # noqa: E402
+from edgefer.train.distribute import local_view  # noqa: E402
 from edgefer.train.history import append_history  # noqa: E402
 from edgefer.train.keras_utils import current_lr, recalibrate_batchnorm, save_model  # noqa: E402
 from edgefer.train.results import LoopState  # noqa: E402
@@ -46,9 +47,10 @@ class EpochEnd(keras.callbacks.Callback):
         seconds = time.perf_counter() - self.started
         state.train_seconds += seconds
         state.images_seen += self.steps * config.batch_size
-        if config.precise_bn:
-            recalibrate_batchnorm(self.model, self.calibration)
-        probabilities = predict_probabilities(self.model, self.val.images)
+        with local_view(self.model, write_back=config.precise_bn) as model:
+            if config.precise_bn:
+                recalibrate_batchnorm(model, self.calibration)
+            probabilities = predict_probabilities(model, self.val.images)
         metrics = compute_metrics(probabilities, self.val.labels)
         logs.update(val_loss=metrics.loss, val_accuracy=metrics.accuracy, val_macro_f1=metrics.macro_f1)
         row = {"epoch": epoch + 1, "lr": current_lr(self.model.optimizer),
@@ -91,8 +93,9 @@ class EpochEnd(keras.callbacks.Callback):
         self.average.save(self.run_dir / "weights" / "swa.npz")
         self.model.set_weights(self.average.weights_like(current))
         try:
-            recalibrate_batchnorm(self.model, self.calibration)
-            accuracy = compute_metrics(predict_probabilities(self.model, self.val.images), self.val.labels).accuracy
+            with local_view(self.model, write_back=True) as model:
+                recalibrate_batchnorm(model, self.calibration)
+                accuracy = compute_metrics(predict_probabilities(model, self.val.images), self.val.labels).accuracy
             return accuracy, self._keep_if_best(accuracy, epoch, is_average=True)
         finally:
             self.model.set_weights(current)

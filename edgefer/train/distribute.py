@@ -12,6 +12,7 @@ MultiWorkerMirroredStrategy (keras-team/keras#21172, #20585), so edgefer does no
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from edgefer.errors import EdgeferError
@@ -59,6 +60,7 @@ def setup(config, log) -> dict:
         return {"devices": 1, "global_batch_size": config.batch_size, "global_lr": config.lr}
     check_backend(config)
     if multi_host(config):
+        _cpu_collectives()
         keras.distribution.initialize(job_addresses=config.coordinator, num_processes=config.num_processes,
                                       process_id=config.process_id)
     found = keras.distribution.list_devices()
@@ -69,11 +71,26 @@ def setup(config, log) -> dict:
         raise EdgeferError(f"--batch-size {config.batch_size}: expected a multiple of --devices {wanted} "
                          "(the global batch is split evenly)")
     devices = found[:wanted]
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    import jax
+
+    processes, index = jax.process_count(), jax.process_index()
+    # each process feeds its own slice of every global batch (edgefer.train.pipeline), already sharded
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices,
+                                                                        auto_shard_dataset=processes == 1))
     log(f"data parallel on {wanted} device(s) ({', '.join(devices)}): global batch {config.batch_size} "
         f"({config.batch_size // wanted} per device), global learning rate {config.lr:g}")
     return {"devices": wanted, "device_names": devices, "global_batch_size": config.batch_size,
-            "global_lr": config.lr, "processes": config.num_processes or 1}
+            "global_lr": config.lr, "processes": processes, "process_id": index}
+
+
+def _cpu_collectives() -> None:
+    """Processes on CPUs exchange gradients over Gloo (JAX's CPU collectives; GPUs use NCCL regardless)."""
+    import jax
+
+    try:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    except (AttributeError, ValueError):   # an older JAX without the option
+        pass
 
 
 def teardown() -> None:
@@ -82,3 +99,49 @@ def teardown() -> None:
 
     if keras.distribution.distribution() is not None:
         keras.distribution.set_distribution(None)
+
+
+def process_index(config) -> int:
+    """This process's index in a multi-host job (0 alone): process 0 alone writes the run directory."""
+    value = config.process_id if config.process_id is not None else os.environ.get("KERAS_DISTRIBUTION_PROCESS_ID")
+    return int(value or 0) if multi_host(config) else 0
+
+
+@contextlib.contextmanager
+def locally():
+    """No distribution inside: models built or loaded here live on this process alone."""
+    import keras
+
+    current = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(current)
+
+
+_REPLICAS: dict[int, object] = {}
+
+
+@contextlib.contextmanager
+def local_view(model, write_back: bool = False):
+    """`model` itself on one process. On several, a replica on this process alone that holds the model's
+    weights (data parallelism replicates them, so every process can read them): Keras' predict cannot gather
+    outputs split across hosts, and each process then validates the same weights on the same faces, so all
+    reach the same decisions (best epoch, plateau, early stop). `write_back`: what the replica learnt (batch-norm
+    statistics) goes back into the model."""
+    import keras
+
+    if keras.backend.backend() != "jax" or __import__("jax").process_count() == 1:
+        yield model
+        return
+    weights = model.get_weights()
+    with locally():
+        replica = _REPLICAS.get(id(model))
+        if replica is None:
+            replica = _REPLICAS[id(model)] = keras.models.clone_model(model)
+        replica.set_weights(weights)
+        yield replica
+        weights = replica.get_weights() if write_back else None
+    if weights is not None:
+        model.set_weights(weights)

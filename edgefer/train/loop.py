@@ -78,6 +78,18 @@ def train(config: TrainConfig, log=print, on_epoch=None, verbose: int = 1) -> Tr
             raise FileNotFoundError(f"{option} {path}: model file not found (expected a .keras file)")
     splits = _load_splits(config, log)
     steps_per_epoch(len(splits[0]), config.batch_size)   # a batch larger than the data fails here, not later
+    process = distribute.process_index(config)
+    if process > 0:   # a multi-host job: process 0 alone writes the run; the others keep theirs in a temp folder
+        import shutil
+        import tempfile
+
+        scratch = Path(tempfile.mkdtemp(prefix=f"edgefer-process{process}-"))
+        log(f"process {process}: training; process 0 writes the run directory")
+        try:
+            result = _fit(config, scratch, LoopState(), splits, log, on_epoch, verbose)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return dataclasses.replace(result, run_dir=None, best_model=None, model_path=None)
     run_dir = new_run_dir(config.project, config.name or config.model)
     write_json(run_dir / "args.json", config.to_dict())
     log(f"run directory {run_dir} (if interrupted: edgefer train --resume {run_dir})")
@@ -177,7 +189,8 @@ def _fit_on_devices(config, run_dir, state, splits, steps, parallel, log, on_epo
             if augment is NO_AUGMENT and config.augment != NO_AUGMENT:
                 log(f"epochs {state.epoch + 1}-{end} without augmentation (--clean-epochs {config.clean_epochs})")
             dataset = make_train_dataset(train_set.images, train_set.labels, config.batch_size,
-                                         augment, config.seed + state.epoch, weights, targets, endless=True)
+                                         augment, config.seed + state.epoch, weights, targets, endless=True,
+                                         shard=(parallel.get("process_id", 0), parallel.get("processes", 1)))
             model.fit(dataset, epochs=end, initial_epoch=state.epoch, steps_per_epoch=steps,
                       callbacks=[callback, RunProgress(config.epochs)], shuffle=False, verbose=verbose)
     except KeyboardInterrupt:
@@ -253,6 +266,11 @@ def _write_deployable(config: TrainConfig, run_dir: Path, log):
 
 
 def _finish(config, run_dir, state, val_set, test_set, log, parallel: dict) -> TrainResult:
+    with distribute.locally():   # the deployable model and its scores, on this process alone
+        return _finish_here(config, run_dir, state, val_set, test_set, log, parallel)
+
+
+def _finish_here(config, run_dir, state, val_set, test_set, log, parallel: dict) -> TrainResult:
     import keras
 
     best_path = run_dir / "weights" / "best.keras"

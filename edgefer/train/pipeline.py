@@ -52,8 +52,9 @@ def steps_per_epoch(samples: int, batch_size: int) -> int:
 
 
 def make_train_dataset(images, labels, batch_size, augment: AugmentConfig, seed=0, weights=None, targets=None,
-                       endless: bool = False):
-    """Batches of (x in [-1, 1] float32 NHWC, y[, sample weight]), all exactly `batch_size`.
+                       endless: bool = False, shard: tuple[int, int] = (0, 1)):
+    """Batches of (x in [-1, 1] float32 NHWC, y[, sample weight]), all exactly `batch_size`; with `shard`
+    (process, processes) this process's slice of each (JAX on several hosts).
 
     y is the one-hot label, or the row of `targets` (N, classes) when given (distillation's soft targets).
     `endless` (TensorFlow): repeat the epochs, each reshuffled and newly augmented, behind one iterator, for
@@ -71,7 +72,7 @@ def make_train_dataset(images, labels, batch_size, augment: AugmentConfig, seed=
         raise EdgeferError(f"targets of shape {targets.shape}: expected ({len(labels)}, {NUM_CLASSES})")
     if keras.backend.backend() == "tensorflow":
         return _tf_dataset(images, labels, targets, batch_size, augment, seed, weights, endless)
-    return _py_batches(images, labels, targets, batch_size, augment, seed, weights)
+    return _py_batches(images, labels, targets, batch_size, augment, seed, weights, shard)
 
 
 def _tf_dataset(images, labels, targets, batch_size, augment, seed, weights, endless=False):
@@ -155,7 +156,7 @@ def random_affine(images: np.ndarray, config: AugmentConfig, rng: np.random.Gene
     return out
 
 
-def _py_batches(images, labels, targets, batch_size, augment, seed, weights):
+def _py_batches(images, labels, targets, batch_size, augment, seed, weights, shard=(0, 1)):
     """The same batches for non-TensorFlow backends (JAX on a lent GPU) as a keras PyDataset.
 
     Augmentation runs in OpenCV on worker threads: Keras' preprocessing layers run op by op outside
@@ -178,7 +179,9 @@ def _py_batches(images, labels, targets, batch_size, augment, seed, weights):
             self.epoch += 1
 
         def __getitem__(self, index):
-            rows = self.order[index * batch_size:(index + 1) * batch_size]
+            rows = self.order[index * batch_size:(index + 1) * batch_size]   # the global batch
+            part, parts = shard   # on several hosts: this process's slice of it (one order, one seed: all agree)
+            rows = rows[part * len(rows) // parts:(part + 1) * len(rows) // parts]
             rng = np.random.default_rng((seed, self.epoch, index))  # one per batch: worker threads share none
             x = random_affine(images[rows], augment, rng) if augment.enabled else images[rows].astype(np.float32)
             x = (np.clip(x, 0.0, 255.0) / 127.5 - 1.0)[..., None]

@@ -24,8 +24,8 @@ class LoopState:
 
 @dataclass
 class TrainResult:
-    run_dir: Path
-    best_model: Path
+    run_dir: Path | None              # None: a multi-host process other than 0 (it writes no run)
+    best_model: Path | None
     metrics: dict[str, dict]
     epochs_run: int
     seconds: float

@@ -53,9 +53,9 @@ def test_cyclic_schedule_restarts_and_the_average_takes_each_cycles_end():
         make_optimizer(TrainConfig(schedule="cyclic"), steps=10)
     with pytest.raises(ValueError, match="schedule 'cyclic' needs --cycle-epochs >= 1, got 0"):
         config_from_recipe("best", data="x.csv", schedule="cyclic")
-    with pytest.raises(ValueError, match="--schedule step: unknown; expected one of plateau, cosine, cyclic, constant"):
+    with pytest.raises(ValueError, match="--schedule step: expected one of plateau, cosine, cyclic, constant"):
         config_from_recipe("best", data="x.csv", schedule="step")
-    with pytest.raises(ValueError, match="--swa-start -1: expected an epoch number >= 1, or 0"):
+    with pytest.raises(ValueError, match="--swa-start -1: expected a value >= 0"):
         config_from_recipe("best", data="x.csv", swa_start=-1)
 
 

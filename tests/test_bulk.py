@@ -133,6 +133,17 @@ def test_the_same_file_named_twice_is_processed_once(archive, tmp_path, monkeypa
     rows = pq.read_table(out / "faces").to_pylist()
     assert len(rows) == len({(r["frame"], r["x"], r["y"]) for r in rows})   # no duplicate rows
 
+    # a second run into the same --out with another source: the reports keep the first run's file, as faces/ does
+    result = runner.invoke(app, ["bulk", "photos/a.png", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "the reports also keep 1 file(s) of earlier runs" in result.output
+    files = pq.read_table(out / "files.parquet").to_pylist()
+    assert [Path(f["file"]).name for f in files] == ["one.avi", "a.png"]
+    faces = pq.read_table(out / "faces").to_pylist()
+    for row in files:   # every report row agrees with the face rows on disk
+        assert row["faces"] == sum(Path(f["file"]).name == Path(row["file"]).name for f in faces), row
+    assert (out / "summary.csv").read_text().count("\n") == 3
+
 
 def wait_for_ray_to_go(timeout: float = 60) -> None:
     import psutil

@@ -221,6 +221,22 @@ def test_the_log_rotates_by_size(clip, int8_model, tmp_path):
     assert frames == list(range(frames[0], 12))   # oldest first, nothing lost or repeated in what is kept
 
 
+def test_the_log_keeps_five_rotated_files_at_most(clip, int8_model, tmp_path):
+    """A long run (the clip looped to 60 frames, ~12 rotations of 2 kB): exactly five rotated files are kept,
+    and the oldest records are the ones dropped."""
+    path, _ = clip
+    log = tmp_path / "expressions.jsonl"
+    summary = run(RunConfig(source=path, model=int8_model, json_path=str(log), rotate_mb=0.002, show=False,
+                            loop=True, max_frames=60))
+    assert summary.frames == 60
+    assert [log.with_name(f"expressions.jsonl.{k}").exists() for k in range(1, 7)] == [True] * 5 + [False]
+    kept = [log.with_name(f"expressions.jsonl.{k}") for k in range(5, 0, -1)] + [log]
+    records = [json.loads(line) for p in kept for line in p.read_text().splitlines()]
+    assert 5 <= len(records) < 60   # the first rotations' records are gone
+    frames = [r["frame"] for r in records]   # the loop goes on counting frames
+    assert frames == list(range(frames[0], 60)) and frames[0] > 0   # oldest first, no gap, the first ones dropped
+
+
 def test_outputs_never_overwrite_inputs_or_recordings(clip, int8_model, tmp_path):
     path, _ = clip
     original = Path(path).read_bytes()
@@ -237,12 +253,15 @@ def test_outputs_never_overwrite_inputs_or_recordings(clip, int8_model, tmp_path
     assert Path(path).read_bytes() == original and recording.read_bytes() == b"an earlier recording"
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_stop_signal_finalises_the_video_like_ctrl_c(long_clip, int8_model, tmp_path, stop):
+    """Ctrl-C (exit 130), `systemctl stop` (143) and a closed terminal (129) finalise the outputs alike."""
     out_json, out_video = tmp_path / "frames.jsonl", tmp_path / "annotated.mp4"
-    child = subprocess.Popen([sys.executable, "-m", "edgefer", "run", "--source", long_clip, "--model", int8_model,
-                              "--json", str(out_json), "--save", str(out_video), "--no-show", "-q"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "edgefer", "run", "--source", long_clip, "--model", int8_model,
+               "--json", str(out_json), "--save", str(out_video), "--no-show", "-q"]
+    # a terminal's Ctrl-C: the child must not inherit an ignored SIGINT (as a background job of a script does)
+    restore = f"import os, signal; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv({sys.executable!r}, {command!r})"
+    child = subprocess.Popen([sys.executable, "-c", restore], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and (not out_json.exists() or len(out_json.read_text().splitlines()) < 10):
         time.sleep(0.2)

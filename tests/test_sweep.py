@@ -220,3 +220,17 @@ def test_heartbeats_fail_a_killed_sweeps_trial_and_the_next_run_retries_it(fer_c
     assert sum(t.state.name == "COMPLETE" for t in trials) == 2 and "RUNNING" not in [t.state.name for t in trials]
     report = json.loads((out / "sweep.json").read_text())
     assert [t["retry_of"] for t in report["trials"]].count(running.number) == 1
+
+
+def test_a_journal_storage_holds_the_study_outside_out(fer_csv, tmp_path):
+    """`--storage journal:PATH` (many processes, one file system): the study lives in the journal file, not in
+    --out; a second run with --resume continues it there."""
+    journal = tmp_path / "shared" / "study.log"
+    config = SweepConfig(_base(fer_csv), parse_space(["lr=log:1e-3:1e-2"]), "random", trials=1,
+                         out=str(tmp_path / "j"), prune=False, storage=f"journal:{journal}")
+    run_sweep(config, log=lambda *_: None)
+    assert journal.stat().st_size > 0 and not (tmp_path / "j" / "study.db").exists()
+    messages = []
+    report = run_sweep(dataclasses.replace(config, resume=True), log=messages.append)
+    assert f"1 finished trial(s) in journal:{journal}, running 0 more" in messages[0]
+    assert [t["state"] for t in report["trials"]] == ["COMPLETE"]

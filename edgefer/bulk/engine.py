@@ -51,30 +51,40 @@ def run_bulk(config: BulkConfig, log=print, on_task=None) -> dict:
         from edgefer.runtime import load_classifier
 
         load_classifier(config.model)   # a bad --model fails here, not in every worker
-    _check_manifest(out, config)
+    earlier = _check_manifest(out, config)
     tasks, failed = plan(files, config.chunk_frames)
+    # files of earlier runs into this --out that this run does not name stay in the reports, as faces/ keeps
+    # their rows: the reports always describe everything in the folder
+    kept = [name for name in earlier.get("files", []) if name not in set(files)]
+    kept_tasks = [t for t in earlier.get("tasks", []) if t["file"] in set(kept)]
+    kept_failed = [f for f in earlier.get("failed", []) if f["file"] in set(kept)]
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "manifest.json", {"options": {k: getattr(config, k) for k in RESULT_OPTIONS},
-                                       "sources": config.sources, "files": files})
+                                       "sources": config.sources, "files": kept + files,
+                                       "tasks": kept_tasks + tasks, "failed": kept_failed + failed})
     todo = [task for task in tasks if not task_done(out, task)]
     log(f"{len(files)} file(s) in {len(tasks)} task(s): {len(tasks) - len(todo)} done already, {len(todo)} to run"
-        + (f", {len(failed)} unreadable" if failed else ""))
+        + (f", {len(failed)} unreadable" if failed else "")
+        + (f"; the reports also keep {len(kept)} file(s) of earlier runs into {out}" if kept else ""))
     if todo:
         _run_on_ray(config, todo, log, on_task)
-    return write_reports(out, files, tasks, failed)
+    return write_reports(out, kept + files, kept_tasks + tasks, kept_failed + failed)
 
 
-def _check_manifest(out: Path, config: BulkConfig) -> None:
+def _check_manifest(out: Path, config: BulkConfig) -> dict:
+    """The earlier run's manifest ({} for a new --out), after checking it was made with the same options."""
     manifest = out / "manifest.json"
     if not manifest.is_file():
-        return
-    stored = read_json(manifest).get("options", {})
+        return {}
+    earlier = read_json(manifest)
+    stored = earlier.get("options", {})
     wanted = {k: getattr(config, k) for k in RESULT_OPTIONS}
     changed = [k for k in RESULT_OPTIONS if k in stored and stored[k] != wanted[k]]
     if changed:
         options = ", ".join("--" + k.replace("_", "-") for k in changed)
         raise EdgeferError(f"--out {out}: holds results made with other options ({options}); "
                          "expected the same options to resume, or a new --out")
+    return earlier
 
 
 def _run_on_ray(config: BulkConfig, todo: list[dict], log, on_task) -> None:

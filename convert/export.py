@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 
 import edgefer
-from convert.input_grid import FLOAT_OFFSET, INPUT_SCALE, int8_input_model, scale_for_input
+from edgefer.convert.input_grid import FLOAT_OFFSET, INPUT_SCALE, int8_input_model, scale_for_input
 from edgefer.errors import EdgeferError
 from edgefer.prune.channels import pad_channels
 from edgefer.data import DataSpec, file_sha256, is_csv, load_split
 from edgefer.files import atomic_path, check_writable_folder, model_label, new_run_dir, write_json, write_text
 from edgefer.tfenv import configure_tensorflow
-from convert.config import ExportConfig
+from edgefer.convert.config import ExportConfig
 from edgefer.options import check
 from edgefer.runtime import ModelInfo, load_classifier, sidecar_path
 from edgefer.runtime.formats import EXPORT_FORMATS, FORMATS, INT8_FORMATS
@@ -179,7 +179,7 @@ def export_model(model_path, out_dir=None, formats=DEFAULT_FORMATS, data=None, s
                       1.0, 0.0, keras_ms, keras_rate)]
     log(f"keras reference: accuracy {keras_accuracy:.4f} on {len(faces)} {split} faces")
 
-    from convert.to_tflite import keras_to_tflite
+    from edgefer.convert.to_tflite import keras_to_tflite
 
     # a new folder per export unless --out names one: never inside the installed package, never over another
     out_dir = Path(out_dir) if out_dir is not None else new_run_dir(DEFAULT_PROJECT, model_label(model_path))
@@ -230,14 +230,14 @@ def _keras_timing(model_path: Path, images: np.ndarray) -> tuple[float, float]:
 
 
 def _write_onnx(model, size, target, metadata) -> None:
-    from convert.to_onnx import convert_onnx
+    from edgefer.convert.to_onnx import convert_onnx
 
     padded = pad_channels(model, ONNX_CHANNEL_MULTIPLE)
     _write_file(target, convert_onnx(padded, (size, size, 1), {"edgefer": json.dumps(metadata)}), metadata)
 
 
 def _write_onnx_int8(model, size, target, metadata, calibration_set, out_dir, stem) -> None:
-    from convert.to_onnx import convert_onnx, quantize_onnx_int8
+    from edgefer.convert.to_onnx import convert_onnx, quantize_onnx_int8
 
     float_path = out_dir / f".{stem}_for_quant.onnx"
     float_path.parent.mkdir(parents=True, exist_ok=True)

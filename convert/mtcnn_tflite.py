@@ -3,7 +3,7 @@
 edgefer's detector (`edgefer.detect.mtcnn`) runs these three files on LiteRT with the pyramid, NMS and box
 refinement in numpy/OpenCV, so a device needs neither TensorFlow nor the `mtcnn` package.
 
-    python -m convert.mtcnn_tflite --out edgefer/weights
+    python -m edgefer.convert.mtcnn_tflite --out edgefer/weights
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ NETWORKS = {
 
 LICENCE_NOTE = """The files mtcnn_pnet.tflite, mtcnn_rnet.tflite and mtcnn_onet.tflite are the MTCNN networks
 (Zhang et al., 2016) with the weights shipped in the `mtcnn` Python package (https://github.com/ipazc/mtcnn,
-version {version}), converted to TFLite by `python -m convert.mtcnn_tflite`.
+version {version}), converted to TFLite by `python -m edgefer.convert.mtcnn_tflite`.
 
 The `mtcnn` package is released under the MIT License, Copyright (c) 2019 Iván de Paz Centeno.
 Permission is hereby granted, free of charge, to any person obtaining a copy of this software and associated

@@ -1,7 +1,7 @@
 """Make a trained run edgefer's shipped model: weights-only .keras in the package, a JSON card with the
 recipe, data checksum, date, hardware and measured metrics, every exported format, and the plots.
 
-    python -m convert.ship runs/train/shipped_best --data ../shared/data/fer2013_train_publictest.csv.gz
+    python -m edgefer.convert.ship runs/train/shipped_best --data ../shared/data/fer2013_train_publictest.csv.gz
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def main() -> None:
     for name, values in card["metrics"].items():
         print(f"{name}: accuracy {values['accuracy']:.4f}, macro-F1 {values['macro_f1']:.4f}")
     if not args.no_export:
-        from convert.export import export_model, format_table
+        from edgefer.convert.export import export_model, format_table
 
         rows, folder = export_model(DEFAULT_KERAS_MODEL, DEFAULT_KERAS_MODEL.parent, data=args.data, log=print)
         print(format_table(rows))

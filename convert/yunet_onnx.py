@@ -5,7 +5,7 @@
 `*_dynamic.onnx` variants do not load in OpenCV's DNN module. Take both files from a checkout of
 github.com/ShiqiYu/libfacedetection.train (e.g. `git show HEAD:onnx/yunet_s_640_640.onnx > yunet.onnx`):
 
-    python -m convert.yunet_onnx --onnx yunet.onnx --licence LICENSE --commit 0047ac24a
+    python -m edgefer.convert.yunet_onnx --onnx yunet.onnx --licence LICENSE --commit 0047ac24a
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ TARGET = "yunet_s_640_640.onnx"
 SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
 
 NOTE = """{target} is YuNet (libfacedetection; Copyright (c) 2022 Shiqi Yu and contributors), a face detector
-with five landmarks, copied unchanged by `python -m convert.yunet_onnx` from the repository
+with five landmarks, copied unchanged by `python -m edgefer.convert.yunet_onnx` from the repository
 github.com/ShiqiYu/libfacedetection.train (file onnx/yunet_s_640_640.onnx, commit {commit}), which is
 released under the Apache License, Version 2.0 (its LICENSE follows). The same bytes are opencv_zoo's
 face_detection_yunet_2023mar.onnx.

@@ -19,7 +19,7 @@ from typing import List, Optional
 import typer
 import typer.core
 
-from convert.config import ExportConfig
+from edgefer.convert.config import ExportConfig
 from edgefer.bulk.config import BulkConfig
 from edgefer.cli_options import config_options, pick
 from edgefer.data import DATA_HELP
@@ -236,7 +236,7 @@ def export(
 ):
     """Export to TFLite (float32/float16/dynamic/int8) and ONNX; validate each file in its runtime."""
     needs_extra("export", EXPORT_PACKAGES)
-    from convert.export import ExportError, export_with_config, format_table
+    from edgefer.convert.export import ExportError, export_with_config, format_table
 
     with one_line_errors(ExportError):
         rows, out_dir = export_with_config(ExportConfig(model=str(model), **pick(ExportConfig, options)),

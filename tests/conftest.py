@@ -94,7 +94,7 @@ def exported(trained_model, fer_csv, tmp_path_factory):
     def build(out):
         import warnings
 
-        from convert.export import export_model
+        from edgefer.convert.export import export_model
 
         scratch = out / "scratch"  # the system temp folder for this export: it must be left empty
         scratch.mkdir()
@@ -110,7 +110,7 @@ def exported(trained_model, fer_csv, tmp_path_factory):
         assert any("calibrating int8 on 100 images" in str(w.message) for w in caught)
         return {"rows": [dataclasses.asdict(row) for row in rows], "folder": str(folder)}
 
-    from convert.export import ExportRow
+    from edgefer.convert.export import ExportRow
 
     built = built_once(tmp_path_factory, "exported", build)
     return {row["format"]: ExportRow(**row) for row in built["rows"]}, Path(built["folder"])

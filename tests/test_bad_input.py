@@ -34,6 +34,9 @@ def bad(tmp_path_factory, fer_csv):
     (root / "truncated.onnx").write_bytes(ONNX.read_bytes()[:300])
     (root / "truncated.keras").write_bytes(DEFAULT_KERAS_MODEL.read_bytes()[:2000])
     (root / "model.pt").write_bytes(b"\x00")
+    (root / "sidecar").mkdir()
+    shutil.copy(DEFAULT_MODEL, root / "sidecar" / "m.tflite")
+    (root / "sidecar" / "m.tflite.json").write_text("{bad json")
     (root / "a_file").write_text("not a folder")
     (root / "profile.json").write_text("{not json")
     (root / "toaster.json").write_text(json.dumps({"threads": 2, "toast": True}))
@@ -129,7 +132,8 @@ CASES = [
     ("evaluate {bad}/model.pt --data {csv}", 2, "unknown model format '.pt'"),
     ("evaluate {bad}/text.onnx --data {csv}", 2, "text.onnx: cannot load as a onnx model"),
     ("evaluate {bad}/truncated.onnx --data {csv}", 2, "truncated.onnx: cannot load as a onnx model"),
-    ("evaluate {bad}/truncated.keras --data {csv}", 2, "truncated.keras: cannot load as a keras model"),
+    ("evaluate {bad}/truncated.keras --data {csv}", 2, "truncated.keras: not a .keras file (expected the zip archive"),
+    ("run --model {bad}/sidecar/m.tflite --source demo --no-show", 2, "m.tflite.json: the model's sidecar is not valid JSON"),
     ("evaluate {bad}/lambda.keras --data {csv}", 2, "lambda.keras: cannot load as a keras model"),
     ("evaluate {bad}/five_class.keras --data {csv}", 2, "outputs shape (1, 5) but its labels name 7 classes"),
     ("evaluate {int8} --data {csv} --limit 0", 2, "'--limit'"),

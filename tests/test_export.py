@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from convert.export import ExportError, export_model, parse_formats
+from edgefer.convert.export import ExportError, export_model, parse_formats
 
 
 def test_every_format_agrees_with_keras(exported):
@@ -140,7 +140,7 @@ def test_int8_input_lies_on_the_pixel_grid(exported):
 def test_input_shift_folds_exactly_into_the_first_layer():
     import keras
 
-    from convert.input_grid import fold_input_shift
+    from edgefer.convert.input_grid import fold_input_shift
     from edgefer.models import build_model
 
     rng = np.random.default_rng(0)
@@ -160,7 +160,7 @@ def test_input_shift_folds_exactly_into_the_first_layer():
 def test_a_file_that_fails_validation_is_not_kept(trained_model, fer_csv, tmp_path):
     """A threshold no file can meet (it would have to gain 100 points): the row says FAILED and the
     file and its sidecar are gone, so a device can never pick up a rejected export."""
-    from convert.export import export_model
+    from edgefer.convert.export import export_model
 
     rows, folder = export_model(trained_model, tmp_path / "out", ["float32"], str(fer_csv), limit=200,
                                 threshold=-100.0, log=lambda *_: None)

@@ -10,7 +10,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edgefer"
 DEVICE_PATH = ("edgefer.runtime", "edgefer.detect", "edgefer.pipeline", "edgefer.live")
-NOT_ON_DEVICE = ("edgefer.train", "edgefer.prune", "edgefer.profile", "edgefer.sweep", "convert")
+NOT_ON_DEVICE = ("edgefer.train", "edgefer.prune", "edgefer.profile", "edgefer.sweep", "edgefer.convert")
+CONVERT = PACKAGE.parent / "convert"   # the top-level folder that installs as edgefer.convert
 HEAVY = ("tensorflow", "keras", "mtcnn", "tf2onnx", "onnx", "optuna", "matplotlib", "ray", "jax")
 # the only device-path files that may name a heavy package: the Keras backend (for .keras files, behind
 # the train extra) and LiteRT's last fallback to TensorFlow's bundled interpreter
@@ -19,13 +20,15 @@ HEAVY_ALLOWED = {"edgefer.runtime.keras": {"keras"}, "edgefer.runtime.litert": {
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[0] == "convert":
+        parts = ["edgefer", *parts]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def import_graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """module -> the edgefer/convert modules it imports anywhere (top level or inside functions), and
     module -> the third-party top-level packages it imports."""
-    files = {module_name(p): p for p in [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "convert").rglob("*.py")]}
+    files = {module_name(p): p for p in [*PACKAGE.rglob("*.py"), *CONVERT.rglob("*.py")]}
     known = set(files)
     graph, external = {}, {}
     for name, path in files.items():
@@ -43,7 +46,7 @@ def import_graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
                 targets = [node.value]
             for target in targets:
                 root = target.split(".")[0]
-                if root in ("edgefer", "convert"):
+                if root == "edgefer":
                     edges.add(target)
                 else:
                     outside.add(root)
@@ -107,8 +110,8 @@ def test_the_graph_sees_imports_inside_functions():
     graph, external = import_graph()
     assert "edgefer.train.callbacks" in graph["edgefer.train.loop"]        # imported inside _fit
     assert "edgefer.profile.workers" in graph["edgefer.profile.run"]       # run as `python -m` in a child
-    assert "edgefer.runtime.timing" in graph["convert.export"] and not any(
-        m.startswith("edgefer.profile") for m in graph["convert.export"])   # export's latency child is the runtime's
+    assert "edgefer.runtime.timing" in graph["edgefer.convert.export"] and not any(
+        m.startswith("edgefer.profile") for m in graph["edgefer.convert.export"])   # export's latency child is the runtime's
     assert "keras" in external["edgefer.train.loop"]
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
@@ -138,3 +141,12 @@ def test_result_types_are_leaves():
               "edgefer.options", "edgefer.pipeline.config", "edgefer.pipeline.face", "edgefer.bulk.config"}
     for leaf in sorted(leaves):
         assert graph[leaf] <= leaves, (leaf, graph[leaf])
+
+
+def test_the_wheel_lists_every_package_and_installs_convert_inside_edgefer():
+    """pyproject's explicit package list (convert/ maps to edgefer.convert) names every package folder."""
+    tomllib = pytest.importorskip("tomllib")   # Python 3.11+
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {module_name(p) for p in [*PACKAGE.rglob("__init__.py"), *CONVERT.glob("__init__.py")]}
+    assert set(project["packages"]) == folders
+    assert project["package-dir"] == {"edgefer.convert": "convert"}

@@ -9,7 +9,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from convert.config import ExportConfig
+from edgefer.convert.config import ExportConfig
 from edgefer.bulk.config import BulkConfig
 from edgefer.cli import app
 from edgefer.detect.types import DEFAULT_DETECTOR, MIN_FACE_SIZE

@@ -121,7 +121,7 @@ def test_kernel_importance_follows_the_study_formula():
 
 
 def test_prune_run_shrinks_a_trained_model_that_still_exports(trained_model, fer_csv, tmp_path):
-    from convert.export import export_model
+    from edgefer.convert.export import export_model
     from edgefer.runtime import load_classifier
 
     config = PruneConfig(str(trained_model), str(fer_csv), ("zero", "kernel"), step=8, max_steps=3, threshold=1.0,

@@ -66,8 +66,9 @@ def test_train_then_evaluate_end_to_end(fer_csv, tmp_path):
     assert json.loads((out / "e2e_model_PublicTest" / "metrics.json").read_text()) == report
 
 
-def test_interrupted_run_resumes_from_last_checkpoint(fer_csv, tmp_path):
-    config = config_from_recipe("quick", data=str(fer_csv), limit=520, epochs=3, batch_size=64,
+def test_interrupted_run_resumes_from_last_checkpoint(fer_csv, tmp_path, monkeypatch):
+    monkeypatch.chdir(fer_csv.parent)   # the data named relative to the folder training starts in
+    config = config_from_recipe("quick", data=fer_csv.name, limit=520, epochs=3, batch_size=64,
                                 project=str(tmp_path), name="resume")
 
     def interrupt(row, improved):
@@ -84,6 +85,8 @@ def test_interrupted_run_resumes_from_last_checkpoint(fer_csv, tmp_path):
 
     before = keras.saving.load_model(run / "weights/last.keras")
     assert int(before.optimizer.iterations) == 2 * (520 // 64)
+    assert json.loads((run / "args.json").read_text())["data"] == str(fer_csv.resolve())
+    monkeypatch.chdir(tmp_path)   # resumed from another folder: the recorded data path still holds
     result = resume(run, verbose=0, log=lambda *_: None)
     assert result.epochs_run == 3
     after = keras.saving.load_model(run / "weights/last.keras")
@@ -152,13 +155,13 @@ def test_training_can_start_from_a_trained_models_weights(trained_model, fer_csv
     warm_accuracy, cold_accuracy = (r.metrics["PublicTest"]["accuracy"] for r in (result, scratch))
     assert warm_accuracy > cold_accuracy + 0.05, (warm_accuracy, cold_accuracy)
     assert json.loads((result.run_dir / "metrics.json").read_text())["init_weights"] == str(trained_model)
-    from convert.ship import lineage
+    from edgefer.convert.ship import lineage
 
     [stage] = lineage(result.run_dir)  # the shipped card records the run it started from
     assert (stage["role"], stage["run"], stage["stages"]) == ("weights", trained_model.parent.parent.name, [])
     assert stage["recipe"]["limit"] == 2000 and 0 < stage["splits"]["PublicTest"]["accuracy"] < 1
 
-    from convert.ship import ship
+    from edgefer.convert.ship import ship
 
     target = tmp_path / "package" / "model.keras"
     card = ship(result.run_dir, str(fer_csv), ["edgefer train ..."], target=target, reports=tmp_path / "reports",

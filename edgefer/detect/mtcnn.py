@@ -28,7 +28,7 @@ class _Net:
 
     def __init__(self, path: Path, threads: int | None, max_shapes: int = 48):
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: MTCNN network missing (run: python -m convert.mtcnn_tflite)")
+            raise FileNotFoundError(f"{path}: MTCNN network missing (run: python -m edgefer.convert.mtcnn_tflite)")
         self.interpreter_class, _ = litert_interpreter_class()
         self.path, self.threads, self.max_shapes = str(path), threads, max_shapes
         self.by_shape: dict[tuple, tuple] = {}

@@ -1,7 +1,7 @@
 """YuNet (libfacedetection) through OpenCV's own `cv2.FaceDetectorYN`: a small anchor-free face detector
 with five landmarks, run by the OpenCV a device already has (nothing else to install).
 
-The ONNX file ships in edgefer/weights with its licence (YUNET_LICENSE.txt; `python -m convert.yunet_onnx`
+The ONNX file ships in edgefer/weights with its licence (YUNET_LICENSE.txt; `python -m edgefer.convert.yunet_onnx`
 copies and checks it). The score threshold default is chosen on real photographs
 (profiles/benchmarks/realfaces.md), not OpenCV demo's 0.9, which misses most faces of a room-sized view.
 """
@@ -37,7 +37,7 @@ class YuNetDetector:
             raise OptionError(f"--nms-threshold {nms_threshold}: expected an IoU between 0 and 1")
         path = Path(weights) / MODEL_FILE
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: YuNet model missing (run: python -m convert.yunet_onnx)")
+            raise FileNotFoundError(f"{path}: YuNet model missing (run: python -m edgefer.convert.yunet_onnx)")
         self.min_face_size, self.threads, self.downscale = int(min_face_size), threads, downscale
         self.score_threshold, self.nms_threshold = float(score_threshold), float(nms_threshold)
         self.model = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.score_threshold,

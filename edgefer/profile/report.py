@@ -142,7 +142,8 @@ def write_plots(report: dict, out: Path) -> None:
         mem_ax.set(xlabel="seconds", ylabel="RSS MB", title=f"memory while {stage}ing")
         for ax in (cpu_ax, mem_ax):
             ax.grid(alpha=0.3)
-            ax.legend()
+            if ax.get_legend_handles_labels()[0]:   # no stage measured (all failed): no legend, no warning
+                ax.legend()
         fig.tight_layout()
         with atomic_path(out / f"occupation_{stage}.png") as temp:
             fig.savefig(temp, format="png")

@@ -47,7 +47,7 @@ def _test_worker(model_path, data, test_images, work) -> None:
 
 
 def _export_worker(model_path, data, out) -> None:
-    from convert.export import export_model
+    from edgefer.convert.export import export_model
 
     export_model(Path(model_path), Path(out), ["float32", "int8", "onnx"], data, limit=500, calibration=300,
                  threshold=100.0, log=lambda *_: None)

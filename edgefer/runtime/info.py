@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgefer.errors import EdgeferError
 from edgefer.labels import CLASS_NAMES
 from edgefer.scaling import UNIT_OFFSET, UNIT_SCALE
 
@@ -29,7 +30,13 @@ class ModelInfo:
         sidecar = sidecar_path(path)
         if not sidecar.exists():
             return cls()
-        values = json.loads(sidecar.read_text())
+        try:
+            values = json.loads(sidecar.read_text())
+        except ValueError as error:   # a damaged sidecar names itself, in one line
+            raise EdgeferError(f"{sidecar}: the model's sidecar is not valid JSON ({error}); expected the file "
+                               "edgefer export wrote beside the model, or remove it to use the defaults") from None
+        if not isinstance(values, dict):
+            raise EdgeferError(f"{sidecar}: the model's sidecar holds {type(values).__name__}; expected a JSON object")
         known = {k: values[k] for k in cls.__dataclass_fields__ if k in values and k != "extra"}
         if "class_names" in known:
             known["class_names"] = tuple(known["class_names"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ def load_classifier(path: str | os.PathLike, threads: int | None = None, provide
     path = resolve_model_path(path)
     kind = RUNTIME_OF_SUFFIX[path.suffix.lower()]
     info = ModelInfo.for_model(path)
+    if kind == "keras" and not zipfile.is_zipfile(path):   # Keras says "File not found" for a file that exists
+        raise EdgeferError(f"{path}: not a .keras file (expected the zip archive Keras saves; is it damaged?)")
     try:
         if kind == "keras":
             classifier = KerasClassifier(path, info, threads)

@@ -76,6 +76,10 @@ def train(config: TrainConfig, log=print, on_epoch=None, verbose: int = 1) -> Tr
     for option, path in [("--weights", config.init_weights)] + [("--teacher", path) for path in config.teacher]:
         if path and not Path(path).is_file():  # fail before the data is read and a run directory is made
             raise FileNotFoundError(f"{option} {path}: model file not found (expected a .keras file)")
+    # the run records absolute paths: `--resume` and `evaluate RUN` from another folder find the same files
+    config = dataclasses.replace(
+        config, data=_absolute(config.data), init_weights=config.init_weights and _absolute(config.init_weights),
+        teacher=[_absolute(t) for t in config.teacher])
     splits = _load_splits(config, log)
     steps_per_epoch(len(splits[0]), config.batch_size)   # a batch larger than the data fails here, not later
     process = distribute.process_index(config)
@@ -98,6 +102,10 @@ def train(config: TrainConfig, log=print, on_epoch=None, verbose: int = 1) -> Tr
     except KeyboardInterrupt as stop:
         stop.run_dir = run_dir   # so the caller can say which run to resume
         raise
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).resolve()) if Path(path).exists() else path
 
 
 def resume(run_dir: str | os.PathLike, log=print, on_epoch=None, verbose: int = 1, epochs: int | None = None,

@@ -104,7 +104,7 @@ def breakdown(detector: MTCNNDetector, frames) -> dict[str, float]:
 def int8_networks(folder: Path, data: str) -> Path:
     """P-Net, R-Net and O-Net with int8 weights and activations (float input/output), calibrated on pyramid
     levels and R/O-Net crops of composited Training frames (not the PublicTest faces measured here)."""
-    from convert.mtcnn_tflite import convert_network
+    from edgefer.convert.mtcnn_tflite import convert_network
 
     faces = read_fer_csv(data, "Training", limit=400)
     detector, levels, rnet, onet = MTCNNDetector(min_face_size=40, threads=1), [], [], []

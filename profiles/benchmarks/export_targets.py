@@ -11,7 +11,7 @@ import argparse
 import statistics
 import tempfile
 
-from convert.export import clean_process_latency, export_model, format_table
+from edgefer.convert.export import clean_process_latency, export_model, format_table
 
 
 def main() -> None:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from convert.export import _write_file, _write_onnx_int8, calibration_faces, model_metadata
-from convert.input_grid import FLOAT_OFFSET, int8_input_model, scale_for_input
-from convert.to_tflite import keras_to_tflite
+from edgefer.convert.export import _write_file, _write_onnx_int8, calibration_faces, model_metadata
+from edgefer.convert.input_grid import FLOAT_OFFSET, int8_input_model, scale_for_input
+from edgefer.convert.to_tflite import keras_to_tflite
 from edgefer.data import DataSpec, load_split
 from edgefer.runtime import load_classifier
 from edgefer.models import load_face_model

@@ -35,8 +35,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    from convert.export import clean_process_latency
-    from convert.to_onnx import convert_onnx
+    from edgefer.convert.export import clean_process_latency
+    from edgefer.convert.to_onnx import convert_onnx
     from edgefer.prune.channels import channel_graph, pad_channels
     from edgefer.models import build_model
 

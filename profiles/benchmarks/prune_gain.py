@@ -15,7 +15,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from convert.export import clean_process_latency, export_model
+from edgefer.convert.export import clean_process_latency, export_model
 
 
 def measure(model: str, data: str, out: Path, repeats: int) -> dict:

@@ -12,8 +12,8 @@ import argparse
 
 import numpy as np
 
-from convert.export import calibration_faces
-from convert.to_tflite import keras_to_tflite
+from edgefer.convert.export import calibration_faces
+from edgefer.convert.to_tflite import keras_to_tflite
 from edgefer.data import read_fer_csv, scale_to_unit_range
 from edgefer.runtime.litert import litert_interpreter_class
 from edgefer.runtime.keras import predict_probabilities

@@ -20,6 +20,11 @@ def _base(fer_csv):
     return config_from_recipe("quick", data=str(fer_csv), limit=128, epochs=1, batch_size=64, model="mini_xception")
 
 
+def _tiny(fer_csv):
+    """For tests of the study's bookkeeping, where the trial only has to finish: the smallest real training."""
+    return config_from_recipe("quick", data=str(fer_csv), limit=64, epochs=1, batch_size=32, model="cnn", width=0.25)
+
+
 @pytest.mark.parametrize("sampler", ["grid", "tpe"])   # random: test_interrupted_sweep_resumes
 def test_tiny_sweep_each_sampler(sampler, fer_csv, tmp_path):
     space = parse_space(["lr=log:1e-3:1e-2", "label_smoothing=choice:0.0,0.1", "width=choice:0.5,1.0"])
@@ -42,7 +47,7 @@ def test_tiny_sweep_each_sampler(sampler, fer_csv, tmp_path):
 
 
 def test_interrupted_sweep_resumes(fer_csv, tmp_path):
-    config = SweepConfig(_base(fer_csv), parse_space(["lr=log:1e-3:1e-2"]), "random", trials=2,
+    config = SweepConfig(_tiny(fer_csv), parse_space(["lr=log:1e-3:1e-2"]), "random", trials=2,
                          out=str(tmp_path / "study"), prune=True)
 
     def interrupt_second_trial(message):
@@ -159,7 +164,7 @@ def test_trials_count_the_whole_study_and_dead_local_workers_are_found(fer_csv, 
 
     dead = max(psutil.pids()) + 100_000
     _study_with_running(tmp_path, ["otherhost:1", "otherhost:2"])
-    config = SweepConfig(_base(fer_csv), parse_space(["lr=log:1e-3:1e-2"]), "random", trials=2,
+    config = SweepConfig(_tiny(fer_csv), parse_space(["lr=log:1e-3:1e-2"]), "random", trials=2,
                          out=str(tmp_path / "shared"), resume=True)
     messages = []
     report = run_sweep(config, log=messages.append)
@@ -193,7 +198,7 @@ def test_heartbeats_fail_a_killed_sweeps_trial_and_the_next_run_retries_it(fer_c
     out = tmp_path / "beat"
     command = [sys.executable, "-m", "edgefer", "sweep", "--data", str(fer_csv), "--space", "lr=log:1e-3:1e-2",
                "--sampler", "random", "--trials", "2", "--storage", postgres_url, "--out", str(out),
-               "--recipe", "quick", "--model", "cnn", "--limit", "128", "--epochs", "2", "--no-prune",
+               "--recipe", "quick", "--model", "cnn", "--limit", "96", "--epochs", "2", "--no-prune",
                "--heartbeat-seconds", "1"]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     storage = optuna.storages.RDBStorage(postgres_url)
@@ -226,7 +231,7 @@ def test_a_journal_storage_holds_the_study_outside_out(fer_csv, tmp_path):
     """`--storage journal:PATH` (many processes, one file system): the study lives in the journal file, not in
     --out; a second run with --resume continues it there."""
     journal = tmp_path / "shared" / "study.log"
-    config = SweepConfig(_base(fer_csv), parse_space(["lr=log:1e-3:1e-2"]), "random", trials=1,
+    config = SweepConfig(_tiny(fer_csv), parse_space(["lr=log:1e-3:1e-2"]), "random", trials=1,
                          out=str(tmp_path / "j"), prune=False, storage=f"journal:{journal}")
     run_sweep(config, log=lambda *_: None)
     assert journal.stat().st_size > 0 and not (tmp_path / "j" / "study.db").exists()

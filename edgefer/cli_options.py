@@ -36,9 +36,9 @@ def typer_option(name: str, field: dataclasses.Field, spec: Spec):
     if isinstance(default, list):   # a repeatable option: Typer's "not given" is None
         default = None
     extra = {}
-    if spec.expected:   # the range has a reason to give: check(config) says it, not Typer's bare range error
-        pass
-    elif spec.min is not None and not spec.min_open:   # an open bound (> 0): check(config) says it
+    # Typer enforces closed ranges only; a range with a reason to give (`expected`) or an open bound (> 0) is
+    # left to check(config), whose one line names both
+    if spec.min is not None and not spec.expected and not spec.min_open:
         extra["min"] = spec.min
     if spec.max is not None and not spec.expected and not spec.max_open:
         extra["max"] = spec.max

@@ -55,9 +55,11 @@ def run_bulk(config: BulkConfig, log=print, on_task=None) -> dict:
     tasks, failed = plan(files, config.chunk_frames)
     # files of earlier runs into this --out that this run does not name stay in the reports, as faces/ keeps
     # their rows: the reports always describe everything in the folder
-    kept = [name for name in earlier.get("files", []) if name not in set(files)]
-    kept_tasks = [t for t in earlier.get("tasks", []) if t["file"] in set(kept)]
-    kept_failed = [f for f in earlier.get("failed", []) if f["file"] in set(kept)]
+    named = set(files)
+    kept = [name for name in earlier.get("files", []) if name not in named]
+    kept_set = set(kept)
+    kept_tasks = [t for t in earlier.get("tasks", []) if t["file"] in kept_set]
+    kept_failed = [f for f in earlier.get("failed", []) if f["file"] in kept_set]
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "manifest.json", {"options": {k: getattr(config, k) for k in RESULT_OPTIONS},
                                        "sources": config.sources, "files": kept + files,

@@ -74,6 +74,36 @@ def built_once(tmp_path_factory, name: str, build):
         return json.loads(record.read_text())
 
 
+def write_h264(frames, path: Path, fps: int = 15) -> Path:
+    """H.264 in MP4, as phones and cameras record (OpenCV's wheels ship no H.264 encoder; PyAV's FFmpeg has x264)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames[0].image.shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame.image, format="bgr24")))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.fixture(scope="session")
+def h264_videos(fer_val, tmp_path_factory) -> tuple[Path, Path]:
+    """(clean, damaged): 30 composed frames of real faces as H.264, and a copy whose first keyframe is scribbled
+    over (a bad sector, a torn copy): FFmpeg conceals the damage and OpenCV returns every frame, garbage included."""
+    from edgefer.compose import compose_frames
+
+    root = tmp_path_factory.mktemp("h264")
+    clean = write_h264(compose_frames(fer_val.images, fer_val.labels, 30, 2, seed=3), root / "clean.mp4")
+    data = bytearray(clean.read_bytes())   # the moov atom is at the end: bytes 2,000-12,000 are the first frame's
+    for at in range(2000, 12000, 97):
+        data[at] ^= 0x5A
+    damaged = root / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    return clean, damaged
+
+
 @pytest.fixture(scope="session")
 def trained_model(fer_csv, tmp_path_factory):
     """A real mini-Xception trained briefly on 2,000 FER-2013 faces (well above chance)."""

@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import av
 import cv2
 import pytest
 from typer.testing import CliRunner
@@ -19,21 +18,11 @@ from typer.testing import CliRunner
 from edgefer.cli import app
 from edgefer.compose import compose_frames, write_video
 from edgefer.live import DEMO_IMAGE
+from conftest import write_h264
 
 ray = pytest.importorskip("ray")
 pq = pytest.importorskip("pyarrow.parquet")
 runner = CliRunner()
-
-
-def write_h264(frames, path: Path, fps: int = 15) -> None:
-    """H.264 in MP4, as phones and cameras record (OpenCV's wheels ship no H.264 encoder; PyAV's FFmpeg has x264)."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.height, stream.width = frames[0].image.shape[:2]
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame.image, format="bgr24")))
-        container.mux(stream.encode())
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +105,7 @@ def test_stride_and_max_fps_sample_frames(archive, tmp_path):
     assert report["files"][0]["frames"] == 8   # 15 fps sampled at most 5 per second: every 3rd frame
 
 
-def test_corrupt_files_are_recorded_not_fatal(archive, tmp_path):
+def test_corrupt_files_are_recorded_not_fatal(archive, h264_videos, tmp_path):
     broken = tmp_path / "broken.avi"
     data = (archive / "one.avi").read_bytes()
     broken.write_bytes(data[: len(data) // 3])
@@ -125,8 +114,9 @@ def test_corrupt_files_are_recorded_not_fatal(archive, tmp_path):
     bad_image = tmp_path / "bad.jpg"
     bad_image.write_bytes(b"\xff\xd8 broken")
     out = tmp_path / "out"
+    damaged = h264_videos[1]   # its first keyframe scribbled over: FFmpeg conceals, OpenCV returns garbage
     result = runner.invoke(app, ["bulk", str(fake), str(bad_image), str(broken), str(archive / "photos" / "a.png"),
-                                 "--out", str(out), "--workers", "1"])
+                                 str(damaged), "--out", str(out), "--workers", "1", "--chunk-frames", "10"])
     assert result.exit_code == 3, result.output   # some files failed: the job says so
     files = {Path(r["file"]).name: r["status"] for r in pq.read_table(out / "files.parquet").to_pylist()}
     assert files["a.png"] == "ok"
@@ -136,6 +126,12 @@ def test_corrupt_files_are_recorded_not_fatal(archive, tmp_path):
     assert files["broken.avi"].startswith("error:"), files["broken.avi"]
     ran = runner.invoke(app, ["run", "--source", str(broken), "--no-show", "-q"])
     assert ran.exit_code == 3 and "ended early" in ran.output
+    # frames FFmpeg could not decode: skipped and named, in the words and frames `edgefer run` uses
+    assert files["damaged.mp4"].startswith("error: FFmpeg could not decode"), files["damaged.mp4"]
+    ran = runner.invoke(app, ["run", "--source", str(damaged), "--no-show", "-q"])
+    assert ran.exit_code == 3 and files["damaged.mp4"].removeprefix("error: ") in ran.output
+    kept = {r["frame"] for r in pq.read_table(out / "faces").to_pylist() if r["file"].endswith("damaged.mp4")}
+    assert 0 not in kept and 29 in kept
 
 
 def test_the_same_file_named_twice_is_processed_once(archive, tmp_path, monkeypatch):

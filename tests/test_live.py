@@ -128,6 +128,29 @@ def test_truncated_video_is_damaged_and_keeps_the_results_so_far(clip, int8_mode
     assert result.exit_code == 3 and "ended early" in result.output
 
 
+def test_frames_ffmpeg_cannot_decode_are_skipped_and_named(h264_videos, tmp_path):
+    """A video whose first keyframe is damaged: OpenCV returns all 30 frames, FFmpeg only logs (unattributed) on
+    fd 2. `run` skips the frames FFmpeg reported, names them in its one stop line, exits 3, and no FFmpeg line
+    reaches the terminal; the clean copy of the same video plays to the end with exit 0."""
+    clean, damaged = h264_videos
+    outcome = {}
+    for video in (clean, damaged):
+        log = tmp_path / f"{video.stem}.jsonl"
+        done = subprocess.run([sys.executable, "-m", "edgefer", "run", "--source", str(video), "--no-show",
+                               "--json", str(log)], capture_output=True, text=True, timeout=120)
+        frames = [json.loads(line)["frame"] for line in log.read_text().splitlines()]
+        outcome[video.stem] = done.returncode, done.stdout + done.stderr, frames
+        assert "@ 0x" not in done.stderr and "error while decoding" not in done.stderr, done.stderr
+    code, output, frames = outcome["clean"]
+    assert code == 0 and frames == list(range(30)) and "stopped: end of source" in output
+    code, output, frames = outcome["damaged"]
+    stopped = [line for line in output.splitlines() if line.startswith("stopped:")]
+    assert code == 3 and len(stopped) == 1 and "FFmpeg could not decode" in stopped[0], output
+    skipped = sorted(set(range(30)) - set(frames))
+    assert 0 in skipped and len(skipped) < 10 and frames[-1] == 29   # the damage, then the rest of the video
+    assert f"could not decode {len(skipped)} frame(s) ({', '.join(map(str, skipped[:5]))}" in stopped[0]
+
+
 def test_smoothing_blends_each_track_with_its_past(fer_val, int8_model, tmp_path):
     """smoothing s: a track's probabilities are s * (its previous) + (1 - s) * (this frame's own)."""
     base = compose_frames(fer_val.images, fer_val.labels, 1, faces_per_frame=2, seed=11)[0]

@@ -11,6 +11,7 @@ import cv2
 
 from edgefer.errors import EdgeferError
 from edgefer.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from edgefer.video import CheckedVideo
 
 LIST_SUFFIXES = {".txt", ".list", ".lst"}
 
@@ -78,7 +79,7 @@ def plan(files: list[str], chunk_frames: int) -> tuple[list[dict], list[dict]]:
         if base["kind"] == "image" or is_uri(name):
             tasks.append({**base, "start": 0, "end": 1, "fps": 0.0, "frame_count": 1})
             continue
-        capture = cv2.VideoCapture(name)
+        capture = CheckedVideo(name)   # its decoding errors are the workers' to report, per frame
         try:
             if not capture.isOpened():
                 failed.append({**base, "status": "error: not a video OpenCV can decode"})

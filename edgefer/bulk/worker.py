@@ -21,6 +21,7 @@ from edgefer.files import atomic_path, write_json
 from edgefer.media import load_image
 from edgefer.pipeline import FacePipeline
 from edgefer.runtime import DEFAULT_MODEL
+from edgefer.video import CheckedVideo, describe
 
 
 def part_paths(out: Path, task: dict) -> tuple[Path, Path]:
@@ -52,7 +53,7 @@ class TaskProcessor:
     def process(self, task: dict) -> dict:
         started, started_at = time.perf_counter(), time.time()
         rows, frames, status = [], 0, "ok"
-        self.stopped_at = None
+        self.stopped_at, self.decode_errors = None, {}
         try:
             for index, timestamp, image in self._frames(task):
                 frames += 1
@@ -64,6 +65,9 @@ class TaskProcessor:
         elif status == "ok" and self.stopped_at is not None:   # as `edgefer run` says of the same file
             status = (f"error: video ended early at frame {self.stopped_at} of {task['frame_count']} "
                       f"(corrupt or truncated)")
+        if self.decode_errors:   # the same words as `edgefer run`
+            status = f"{status}; {describe(self.decode_errors)}" if status != "ok" else \
+                f"error: {describe(self.decode_errors)}"
         record = {"file": task["file"], "file_id": task["file_id"], "start": int(task["start"]),
                   "end": int(task["end"]), "frames": frames, "faces": len(rows),
                   "seconds": round(time.perf_counter() - started, 3), "started_at": round(started_at, 3),
@@ -83,7 +87,7 @@ class TaskProcessor:
             yield 0, None, image
             return
         with _local(name) as path:
-            capture = cv2.VideoCapture(path)
+            capture = CheckedVideo(path)
             try:
                 if not capture.isOpened():
                     raise EdgeferError("not a video OpenCV can decode")
@@ -96,13 +100,15 @@ class TaskProcessor:
                 step = self.config.step(fps)
                 start = int(task["start"])
                 if start:
-                    capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+                    capture.seek(start)
                 for index in range(start, end):
                     if index % step:
-                        ok, image = capture.grab(), None
+                        (ok, errors), image = capture.grab(), None
                     else:
-                        ok, image = capture.read()
-                        ok = ok and image is not None
+                        ok, image, errors = capture.read()
+                    if ok and errors:   # FFmpeg's concealed garbage: no faces from it
+                        self.decode_errors[index] = errors
+                        continue
                     if not ok:
                         # a container may promise one frame more than it holds (`edgefer run` allows it too)
                         if count and index < count - 1:

@@ -3,7 +3,7 @@
 Photos keep their file name and have no timestamp; a folder is read recursively in sorted order, and an
 unreadable file is counted and named rather than stopping the run. A camera or stream that stops is
 reopened with backoff for `retry_seconds` (a service should survive a loose cable); a video that ends
-before its frame count is reported as damaged.
+before its frame count, or whose frames FFmpeg could not decode (skipped, not classified), is reported as damaged.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import cv2
 from edgefer.errors import EdgeferError
 from edgefer.live.config import Frame
 from edgefer.media import IMAGE_SUFFIXES, load_image
+from edgefer.video import CheckedVideo, describe
 
 BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
@@ -39,6 +40,7 @@ class FrameSource:
         self.stopped, self.damaged = "end of source", False
         self.unreadable: list[str] = []
         self.reconnects = 0
+        self.decode_errors: dict[int, list[str]] = {}   # frame -> FFmpeg's errors (a video file's skipped frames)
         self.files = self._list_files() if self.kind in ("image", "folder") else []
 
     @staticmethod
@@ -103,6 +105,8 @@ class FrameSource:
             yield Frame(index, None, frame, name)
 
     def _open(self):
+        if self.kind == "video":
+            return CheckedVideo(self.source)
         capture = cv2.VideoCapture(int(self.source) if self.kind == "camera" else self.source)
         if capture.isOpened() and self.kind == "camera" and self.resolution:
             capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.resolution[0])
@@ -145,7 +149,11 @@ class FrameSource:
             expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
             index, started = 0, time.perf_counter()
             while True:
-                ok, frame = capture.read()
+                ok, frame, errors = capture.read() if self.kind == "video" else (*capture.read(), [])
+                if ok and errors:   # FFmpeg's concealed garbage: not a picture to find faces in
+                    self.decode_errors[index] = errors
+                    index += 1
+                    continue
                 if not ok or frame is None:
                     if live and self.retry_seconds:
                         reopened = self._reopen(capture)
@@ -157,6 +165,10 @@ class FrameSource:
                         raise SourceError(f"--source {self.source}: no decodable frame (not a video, or corrupt)")
                     if self.kind == "video" and expected and index < expected - 1:
                         self.stopped = f"video ended early at frame {index} of {expected} (corrupt or truncated)"
+                        self.damaged = True
+                    if self.decode_errors:
+                        ended = self.stopped if self.damaged else ""
+                        self.stopped = "; ".join(filter(None, [ended, describe(self.decode_errors)]))
                         self.damaged = True
                     elif live:
                         retried = f" (reopening for {self.retry_seconds:g} s failed)" if self.retry_seconds else ""

@@ -196,6 +196,45 @@ def test_a_killed_job_resumes_without_duplicates(archive, tmp_path):
     assert rows == sorted(run_faces(archive / "one.avi", tmp_path) + run_faces(archive / "two.avi", tmp_path))
 
 
+def test_a_driver_killed_while_ray_starts_leaves_no_process(archive):
+    """kill -9 of the job's process alone, as Ray's agents start: without the reaper, `ray::DashboardAgent` and
+    `ray::RuntimeEnvAgent` outlived it for 60-100 s (measured); now every process the job started ends."""
+    psutil = pytest.importorskip("psutil")
+    job = subprocess.Popen([sys.executable, "-m", "edgefer", "bulk", str(archive / "one.avi"), "--out",
+                            str(archive.parent / f"killed-{os.getpid()}"), "--workers", "1"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    started, deadline = [], time.time() + 120
+    try:
+        while time.time() < deadline and not any("Agent" in name for _, _, name in started):
+            started = []
+            for child in psutil.Process(job.pid).children(recursive=True):
+                try:
+                    started.append((child.pid, child.create_time(), " ".join(child.cmdline())))
+                except psutil.Error:
+                    continue
+            time.sleep(0.1)
+        assert any("Agent" in name for _, _, name in started), started
+        os.kill(job.pid, signal.SIGKILL)
+        job.wait(timeout=30)
+        deadline, alive = time.time() + 20, started
+        while alive and time.time() < deadline:
+            time.sleep(0.5)
+            alive = [(pid, created, name) for pid, created, name in alive if _alive(psutil, pid, created)]
+        assert not alive, [name[:60] for _, _, name in alive]
+    finally:
+        for pid, created, _ in started:   # leave nothing behind for the other tests, whatever happened
+            if _alive(psutil, pid, created):
+                psutil.Process(pid).kill()
+
+
+def _alive(psutil, pid: int, created: float) -> bool:
+    try:
+        process = psutil.Process(pid)
+        return process.create_time() == created and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def test_a_two_node_cluster_shares_the_work(archive, tmp_path):
     from ray.cluster_utils import Cluster
 

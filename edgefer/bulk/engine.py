@@ -18,6 +18,7 @@ Output (DIR):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -27,6 +28,7 @@ import warnings
 from pathlib import Path
 
 from edgefer.bulk.config import BulkConfig
+from edgefer.bulk.reaper import Reaper
 from edgefer.bulk.sources import expand_sources, plan
 from edgefer.bulk.worker import TaskProcessor, part_paths, task_done
 from edgefer.errors import EdgeferError
@@ -95,15 +97,17 @@ def _run_on_ray(config: BulkConfig, todo: list[dict], log, on_task) -> None:
     address = config.address or os.environ.get("RAY_ADDRESS") or None
     loud = verbose()
     started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, num_cpus=None if address else os.cpu_count(), include_dashboard=False,
-                 log_to_driver=loud, logging_level=logging.INFO if loud else logging.ERROR,
-                 configure_logging=True)
-    try:
-        _pipeline(ray, config, todo, address, loud, log, on_task)
-    finally:
+    # a local instance is this process's to clean up, even if it is killed (reaper.py)
+    with Reaper() if started_here and not address else contextlib.nullcontext():
         if started_here:
-            ray.shutdown()
+            ray.init(address=address, num_cpus=None if address else os.cpu_count(), include_dashboard=False,
+                     log_to_driver=loud, logging_level=logging.INFO if loud else logging.ERROR,
+                     configure_logging=True)
+        try:
+            _pipeline(ray, config, todo, address, loud, log, on_task)
+        finally:
+            if started_here:
+                ray.shutdown()
 
 
 def _pipeline(ray, config: BulkConfig, todo: list[dict], address, loud: bool, log, on_task) -> None:

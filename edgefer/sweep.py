@@ -20,6 +20,7 @@ The grid sampler needs finite values: numeric ranges are cut into --grid-points 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.data import file_sha256
 from edgefer.errors import EdgeferError
 from edgefer.files import write_json, write_text
 from edgefer.options import check, option
@@ -319,16 +321,36 @@ def _check_out_folder(out: Path, where: str) -> None:
 
 
 def _check_base(study, base, out: Path) -> None:
-    """Every worker and every --resume trains what the study's first run trained (model, data, epochs ...)."""
+    """Every worker and every --resume trains what the study's first run trained (model, data, epochs ...).
+    The data is compared by content: a relative and an absolute path, or two machines mounting it at different
+    paths, are the same data."""
     mine = {name: getattr(base, name) for name in BASE_FIELDS}
+    mine["data_sha256"] = _data_identity(base.data)
     stored = study.user_attrs.get("base")
     if stored is None:
         study.set_user_attr("base", mine)
         return
+    if stored.get("data_sha256") and stored["data_sha256"] != mine["data_sha256"]:
+        raise SweepError(f"--resume: the study in {out} trains on {stored['data']} (SHA-256 "
+                         f"{stored['data_sha256'][:12]}), not on {mine['data']} ({mine['data_sha256'][:12]}); "
+                         f"expected the same data (or choose a new --out)")
     for name in BASE_FIELDS:
+        if name == "data" and stored.get("data_sha256"):
+            continue
         if name in stored and stored[name] != mine[name]:
             raise SweepError(f"--resume: the study in {out} trains with --{name.replace('_', '-')} {stored[name]}, "
                              f"not {mine[name]}; expected the same options (or choose a new --out)")
+
+
+def _data_identity(data: str) -> str:
+    """SHA-256 of a CSV file, or of an image folder's listing (relative paths and sizes)."""
+    path = Path(data)
+    if path.is_file():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path).as_posix()}\0{file.stat().st_size}\n".encode())
+    return digest.hexdigest()
 
 
 def _where(config: SweepConfig) -> str:

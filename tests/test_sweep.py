@@ -46,7 +46,7 @@ def test_tiny_sweep_each_sampler(sampler, fer_csv, tmp_path):
         assert (tmp_path / sampler / name).stat().st_size > 0
 
 
-def test_interrupted_sweep_resumes(fer_csv, tmp_path):
+def test_interrupted_sweep_resumes(fer_csv, tmp_path, monkeypatch):
     config = SweepConfig(_tiny(fer_csv), parse_space(["lr=log:1e-3:1e-2"]), "random", trials=2,
                          out=str(tmp_path / "study"), prune=True)
 
@@ -64,8 +64,15 @@ def test_interrupted_sweep_resumes(fer_csv, tmp_path):
     longer = dataclasses.replace(config, resume=True, base=dataclasses.replace(config.base, epochs=2))
     with pytest.raises(SweepError, match="trains with --epochs 1, not 2"):
         run_sweep(longer, log=lambda *_: None)   # not only the space: the trials must train the same thing
+    other_data = tmp_path / "other.csv"
+    other_data.write_text("emotion,pixels,Usage\n")
+    with pytest.raises(SweepError, match="trains on .* not on .*other.csv"):
+        run_sweep(dataclasses.replace(config, resume=True, base=dataclasses.replace(config.base, data=str(other_data))),
+                  log=lambda *_: None)
+    monkeypatch.chdir(fer_csv.parent)   # the same data by another path: the study goes on
+    same = dataclasses.replace(config, resume=True, base=dataclasses.replace(config.base, data=fer_csv.name))
     messages = []
-    report = run_sweep(dataclasses.replace(config, resume=True), log=messages.append)
+    report = run_sweep(same, log=messages.append)
     assert "1 finished trial(s)" in messages[0] and "running 1 more" in messages[0]
     states = [t["state"] for t in report["trials"]]
     assert states[0] == "COMPLETE" and states[1] == "FAIL" and len(states) == 3
@@ -235,7 +242,14 @@ def test_a_journal_storage_holds_the_study_outside_out(fer_csv, tmp_path):
                          out=str(tmp_path / "j"), prune=False, storage=f"journal:{journal}")
     run_sweep(config, log=lambda *_: None)
     assert journal.stat().st_size > 0 and not (tmp_path / "j" / "study.db").exists()
+    other_data = tmp_path / "other.csv"
+    other_data.write_text("emotion,pixels,Usage\n")
+    with pytest.raises(SweepError, match="trains on .* not on .*other.csv"):
+        run_sweep(dataclasses.replace(config, resume=True, base=dataclasses.replace(config.base, data=str(other_data))),
+                  log=lambda *_: None)
+    monkeypatch.chdir(fer_csv.parent)   # the same data by another path: the study goes on
+    same = dataclasses.replace(config, resume=True, base=dataclasses.replace(config.base, data=fer_csv.name))
     messages = []
-    report = run_sweep(dataclasses.replace(config, resume=True), log=messages.append)
+    report = run_sweep(same, log=messages.append)
     assert f"1 finished trial(s) in journal:{journal}, running 0 more" in messages[0]
     assert [t["state"] for t in report["trials"]] == ["COMPLETE"]

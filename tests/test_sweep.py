@@ -242,14 +242,7 @@ def test_a_journal_storage_holds_the_study_outside_out(fer_csv, tmp_path):
                          out=str(tmp_path / "j"), prune=False, storage=f"journal:{journal}")
     run_sweep(config, log=lambda *_: None)
     assert journal.stat().st_size > 0 and not (tmp_path / "j" / "study.db").exists()
-    other_data = tmp_path / "other.csv"
-    other_data.write_text("emotion,pixels,Usage\n")
-    with pytest.raises(SweepError, match="trains on .* not on .*other.csv"):
-        run_sweep(dataclasses.replace(config, resume=True, base=dataclasses.replace(config.base, data=str(other_data))),
-                  log=lambda *_: None)
-    monkeypatch.chdir(fer_csv.parent)   # the same data by another path: the study goes on
-    same = dataclasses.replace(config, resume=True, base=dataclasses.replace(config.base, data=fer_csv.name))
     messages = []
-    report = run_sweep(same, log=messages.append)
+    report = run_sweep(dataclasses.replace(config, resume=True), log=messages.append)
     assert f"1 finished trial(s) in journal:{journal}, running 0 more" in messages[0]
     assert [t["state"] for t in report["trials"]] == ["COMPLETE"]

@@ -98,7 +98,7 @@ def _run_on_ray(config: BulkConfig, todo: list[dict], log, on_task) -> None:
     loud = verbose()
     started_here = not ray.is_initialized()
     # a local instance is this process's to clean up, even if it is killed (reaper.py)
-    with Reaper() if started_here and not address else contextlib.nullcontext():
+    with Reaper() if started_here and not address else contextlib.nullcontext(), _raylet_lines(shown=loud):
         if started_here:
             ray.init(address=address, num_cpus=None if address else os.cpu_count(), include_dashboard=False,
                      log_to_driver=loud, logging_level=logging.INFO if loud else logging.ERROR,
@@ -108,6 +108,24 @@ def _run_on_ray(config: BulkConfig, todo: list[dict], log, on_task) -> None:
         finally:
             if started_here:
                 ray.shutdown()
+
+
+@contextlib.contextmanager
+def _raylet_lines(shown: bool):
+    """Ray's driver prints the errors its cluster publishes, coloured "(raylet) ..." lines, even with
+    log_to_driver off (e.g. "Task MapWorker ... failed ... killed by `ray.kill`" after Ctrl-C). They are Ray's
+    chatter: shown with -v only, by the switch Ray's own debugger uses (ray.util.rpdb)."""
+    from ray._private import worker
+
+    before = getattr(worker, "_worker_logs_enabled", None)
+    if before is None or shown:
+        yield
+        return
+    worker._worker_logs_enabled = False
+    try:
+        yield
+    finally:
+        worker._worker_logs_enabled = before
 
 
 def _pipeline(ray, config: BulkConfig, todo: list[dict], address, loud: bool, log, on_task) -> None:

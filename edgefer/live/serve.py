@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import os
+import socket
 import threading
 import time
 from http.cookies import CookieError, SimpleCookie
@@ -38,6 +39,8 @@ TOKEN_ENV = "EDGEFER_SERVE_TOKEN"
 COOKIE = "edgefer_token"   # what the page's stream and events authenticate with, once ?token= was exchanged
 SOCKET_TIMEOUT = 10.0      # seconds a request may take to arrive, or a viewer to take a write, before it is dropped
 EXTRA_CONNECTIONS = 16     # connections beyond the viewer slots (page, /metrics, /healthz, waiting requests)
+PART_HEADERS = b"Content-Type: image/jpeg\r\n\r\n"   # of every /stream.mjpg part
+STREAM_SEND_BUFFER = 64 * 1024   # bytes: about one 640x480 JPEG (the kernel doubles it)
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)   # seconds
 WINDOW_SECONDS = 60.0
 
@@ -335,6 +338,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self):
         def body(state: LiveState, stopping: threading.Event):
+            # a small send buffer: a frame is written once the one before has drained, so the viewer sees the
+            # newest frame rather than a queue of old ones, and "sent" (the face table's frame) is "received"
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SEND_BUFFER)
+            self.wfile.write(b"--frame\r\n" + PART_HEADERS)
+            self.wfile.flush()
             seen = -1
             while not stopping.is_set():
                 state.wait(seen)
@@ -344,8 +352,11 @@ class _Handler(BaseHTTPRequestHandler):
                 ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])
                 if not ok:
                     continue
-                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                                 + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg.tobytes() + b"\r\n")
+                # each JPEG is followed at once by the next part's boundary and headers: Chromium draws a part
+                # when the next part's headers arrive, so a part announced only with the next frame is shown a
+                # frame late (the picture was a frame behind the face table). Parts end at the boundary, not a
+                # Content-Length (the next frame's length is not known yet), as MJPEG readers expect.
+                self.wfile.write(jpeg.tobytes() + b"\r\n--frame\r\n" + PART_HEADERS)
                 self.wfile.flush()
                 state.shown(record)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import site
 import subprocess
 import sys
 import tarfile
@@ -43,6 +44,11 @@ def test_the_wheel_installs_alone_and_runs_the_demo(tmp_path):
 
     venv = tmp_path / "venv"   # the wheel alone; its dependencies come from this interpreter's site-packages
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    # when this interpreter is itself a virtual environment (the README's test command), the dependencies live
+    # in its site-packages, which a venv made from it does not see: name them (as paths: their .pth files, this
+    # checkout's editable install among them, stay unprocessed, so `edgefer` is the wheel's)
+    inner = next(venv.glob("lib/python*/site-packages"))
+    (inner / "outer_site_packages.pth").write_text("".join(f"{path}\n" for path in site.getsitepackages()))
     python = venv / "bin" / "python"
     installed = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
                                capture_output=True, text=True, timeout=300)

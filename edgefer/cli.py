@@ -170,14 +170,16 @@ def _train_runs(ctx, model, data, recipe, name, resume, verbose) -> None:
     from edgefer.models import MODELS, check_model_name
     from edgefer.train import config_from_recipe
     from edgefer.train import resume as resume_run
+    from edgefer.train.loop import RESUME_CHANGES
     from edgefer.train import train as train_run
 
     with one_line_errors(interrupted=None):   # the caller names the run to resume
         if resume is not None:
             changes = given(ctx, "resume", "quiet")
-            unexpected = sorted(set(changes) - {"epochs", "clean_epochs"})
+            unexpected = sorted(set(changes) - set(RESUME_CHANGES))
             if unexpected:
-                fail(f"--resume continues a run as recorded: only --epochs and --clean-epochs may change, "
+                fail(f"--resume continues a run as recorded: only --epochs, --clean-epochs and a multi-host job's "
+                     f"--coordinator, --num-processes, --process-id may change, "
                      f"not --{unexpected[0].replace('_', '-')}")
             result = resume_run(resume, log=typer.echo, verbose=verbose, **changes)
             _print_train_results([result])

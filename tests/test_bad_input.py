@@ -126,7 +126,9 @@ CASES = [
     ("train --resume {bad}/notarun", 2, "not a training run (no args.json)"),
     ("train --resume {bad}/runs/broken_state", 2, "state.json: not valid JSON"),
     ("train --resume {bad}/runs/lost_last", 2, "state.json says 4 epoch(s) are done but"),
-    ("train --resume {bad}/runs/lost_last --lr 0.1", 2, "only --epochs and --clean-epochs may change, not --lr"),
+    ("train --resume {bad}/runs/lost_last --lr 0.1", 2,
+     "only --epochs, --clean-epochs and a multi-host job's --coordinator, --num-processes, --process-id may change, "
+     "not --lr"),
     # evaluate
     ("evaluate {bad}/missing.tflite --data {csv}", 2, "missing.tflite: model file not found"),
     ("evaluate {bad}/model.pt --data {csv}", 2, "unknown model format '.pt'"),

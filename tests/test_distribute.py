@@ -87,3 +87,30 @@ def test_two_processes_share_one_job_each_feeding_its_half_and_only_process_0_wr
     for row_job, row_one in zip(*histories):   # the same steps on the same global batches
         assert float(row_job.split(",")[2]) == pytest.approx(float(row_one.split(",")[2]), rel=1e-3)
     assert job["splits"]["PublicTest"]["loss"] == pytest.approx(one["splits"]["PublicTest"]["loss"], rel=1e-3)
+
+    # --resume a multi-host run: each process names itself again, reads the run directory process 0 wrote (a
+    # shared folder here) and continues from its checkpoint; process 0 alone writes. A third epoch matches the
+    # one-process run resumed the same way.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = tmp_path / "p0" / "job"
+    resumed = [subprocess.Popen([sys.executable, "-m", "edgefer", "train", "--resume", str(run), "--epochs", "3",
+                                 "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(k),
+                                 "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for k in (0, 1)]
+    outputs = [job.communicate(timeout=600) for job in resumed]
+    for job, (_, stderr) in zip(resumed, outputs):
+        assert job.returncode == 0, stderr[-3000:]
+    assert f"process 1: resuming from {run}" in outputs[1][0] and "resumed" in outputs[0][0]
+    single = subprocess.run([sys.executable, "-m", "edgefer", "train", "--resume", str(tmp_path / "one" / "job"),
+                             "--epochs", "3", "--quiet"], env=env, capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    histories = [(tmp_path / name / "job" / "history.csv").read_text().splitlines()[1:] for name in ("p0", "one")]
+    assert len(histories[0]) == len(histories[1]) == 3   # one writer: no epoch recorded twice
+    assert float(histories[0][2].split(",")[2]) == pytest.approx(float(histories[1][2].split(",")[2]), rel=1e-3)
+    lost = subprocess.run([sys.executable, "-m", "edgefer", "train", "--resume", str(tmp_path / "elsewhere"),
+                           "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", "1"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    said = lost.stderr + lost.stdout
+    assert lost.returncode == 2 and "every process of a multi-host run reads the run directory" in said

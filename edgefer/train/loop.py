@@ -82,18 +82,8 @@ def train(config: TrainConfig, log=print, on_epoch=None, verbose: int = 1) -> Tr
         teacher=[_absolute(t) for t in config.teacher])
     splits = _load_splits(config, log)
     steps_per_epoch(len(splits[0]), config.batch_size)   # a batch larger than the data fails here, not later
-    process = distribute.process_index(config)
-    if process > 0:   # a multi-host job: process 0 alone writes the run; the others keep theirs in a temp folder
-        import shutil
-        import tempfile
-
-        scratch = Path(tempfile.mkdtemp(prefix=f"edgefer-process{process}-"))
-        log(f"process {process}: training; process 0 writes the run directory")
-        try:
-            result = _fit(config, scratch, LoopState(), splits, log, on_epoch, verbose)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        return dataclasses.replace(result, run_dir=None, best_model=None, model_path=None)
+    if distribute.process_index(config) > 0:
+        return _fit_elsewhere(config, None, LoopState(), splits, log, on_epoch, verbose)
     run_dir = new_run_dir(config.project, config.name or config.model)
     write_json(run_dir / "args.json", config.to_dict())
     log(f"run directory {run_dir} (if interrupted: edgefer train --resume {run_dir})")
@@ -104,20 +94,51 @@ def train(config: TrainConfig, log=print, on_epoch=None, verbose: int = 1) -> Tr
         raise
 
 
+def _fit_elsewhere(config: TrainConfig, run_dir: Path | None, state: LoopState, splits, log, on_epoch,
+                   verbose) -> TrainResult:
+    """A multi-host job's process > 0: process 0 alone writes the run; this one trains in a temp folder (a copy
+    of `run_dir` when resuming, so it continues from the same checkpoint, history and averages)."""
+    import shutil
+    import tempfile
+
+    process = distribute.process_index(config)
+    scratch = Path(tempfile.mkdtemp(prefix=f"edgefer-process{process}-"))
+    try:
+        if run_dir is not None:
+            shutil.copytree(run_dir, scratch / "run")
+            log(f"process {process}: resuming from {run_dir}; process 0 writes the run directory")
+        else:
+            (scratch / "run").mkdir()
+            log(f"process {process}: training; process 0 writes the run directory")
+        result = _fit(config, scratch / "run", state, splits, log, on_epoch, verbose)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return dataclasses.replace(result, run_dir=None, best_model=None, model_path=None)
+
+
 def _absolute(path: str) -> str:
     return str(Path(path).resolve()) if Path(path).exists() else path
 
 
-def resume(run_dir: str | os.PathLike, log=print, on_epoch=None, verbose: int = 1, epochs: int | None = None,
-           clean_epochs: int | None = None):
+RESUME_CHANGES = ("epochs", "clean_epochs", "coordinator", "num_processes", "process_id")
+
+
+def resume(run_dir: str | os.PathLike, log=print, on_epoch=None, verbose: int = 1, **changes):
     """Continue an interrupted run from weights/last.keras with its optimizer and schedule state.
-    `epochs` and `clean_epochs` change the run's length and its augmentation-free tail (args.json is updated)."""
+    `epochs` and `clean_epochs` change the run's length and its augmentation-free tail (args.json is updated);
+    `coordinator`, `num_processes` and `process_id` resume a multi-host run: every process reads the run directory
+    process 0 writes (a shared file system, or a copy), and process 0 alone writes."""
     run_dir = Path(run_dir)
     args_path, state_path = run_dir / "args.json", run_dir / "state.json"
     if not args_path.is_file():
-        raise FileNotFoundError(f"--resume {run_dir}: not a training run (no args.json)")
+        elsewhere = " on this host: every process of a multi-host run reads the run directory process 0 writes " \
+            "(a shared file system, or a copy of it)" if changes.get("process_id") else ""
+        raise FileNotFoundError(f"--resume {run_dir}: not a training run (no args.json){elsewhere}")
+    unknown = sorted(set(changes) - set(RESUME_CHANGES))
+    if unknown:
+        raise TypeError(f"resume() cannot change {unknown[0]} (only {', '.join(RESUME_CHANGES)})")
     config = TrainConfig.from_dict(read_json(args_path))
-    changes = {k: v for k, v in dict(epochs=epochs, clean_epochs=clean_epochs).items() if v is not None}
+    changes = {k: v for k, v in changes.items() if v is not None}
     if changes:
         config = dataclasses.replace(config, **changes)
         check_schedule(config)
@@ -127,6 +148,8 @@ def resume(run_dir: str | os.PathLike, log=print, on_epoch=None, verbose: int = 
         raise FileNotFoundError(f"--resume {run_dir}: state.json says {state.epoch} epoch(s) are done but "
                                 f"{last} is missing; nothing was changed (start a new run, or restore the file)")
     splits = _load_splits(config, log)
+    if distribute.process_index(config) > 0:
+        return _fit_elsewhere(config, run_dir, state, splits, log, on_epoch, verbose)
     if changes:
         write_json(args_path, config.to_dict())
     return _fit(config, run_dir, state, splits, log, on_epoch, verbose)

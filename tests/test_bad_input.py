@@ -124,6 +124,8 @@ CASES = [
     ("train --data {bad}/nocolumn.csv --project {bad}/runs", 2, "missing column"),
     ("train --data {bad}/tiny.csv --batch-size 64 --project {bad}/runs", 2, "batch size 64 is larger than the 3"),
     ("train --resume {bad}/notarun", 2, "not a training run (no args.json)"),
+    ("train --resume {bad}/notarun --coordinator 127.0.0.1:1 --num-processes 2 --process-id 1", 2,
+     "on this host: every process of a multi-host run reads the run directory process 0 writes"),
     ("train --resume {bad}/runs/broken_state", 2, "state.json: not valid JSON"),
     ("train --resume {bad}/runs/lost_last", 2, "state.json says 4 epoch(s) are done but"),
     ("train --resume {bad}/runs/lost_last --lr 0.1", 2,

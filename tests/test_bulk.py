@@ -262,8 +262,8 @@ def test_ctrl_c_names_the_command_that_resumes(archive, tmp_path):
     import select
 
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "edgefer", "bulk", str(archive / "one.avi"), str(archive / "two.avi"),
-               "--out", str(out), "--workers", "2", "--chunk-frames", "6"]
+    command = [sys.executable, "-m", "edgefer", "bulk", str(archive / "one.avi"), "--out", str(out),
+               "--workers", "1", "--chunk-frames", "2"]
     # the child must not inherit an ignored SIGINT (as pytest-xdist's workers may hand down)
     restore = (f"import os, signal; signal.signal(signal.SIGINT, signal.SIG_DFL); "
                f"os.execv({sys.executable!r}, {command!r})")

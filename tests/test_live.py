@@ -133,19 +133,15 @@ def test_frames_ffmpeg_cannot_decode_are_skipped_and_named(h264_videos, tmp_path
     fd 2. `run` skips the frames FFmpeg reported, names them in its one stop line, exits 3, and no FFmpeg line
     reaches the terminal; the clean copy of the same video plays to the end with exit 0."""
     clean, damaged = h264_videos
-    outcome = {}
-    for video in (clean, damaged):
-        log = tmp_path / f"{video.stem}.jsonl"
-        done = subprocess.run([sys.executable, "-m", "edgefer", "run", "--source", str(video), "--no-show",
-                               "--json", str(log)], capture_output=True, text=True, timeout=120)
-        frames = [json.loads(line)["frame"] for line in log.read_text().splitlines()]
-        outcome[video.stem] = done.returncode, done.stdout + done.stderr, frames
-        assert "@ 0x" not in done.stderr and "error while decoding" not in done.stderr, done.stderr
-    code, output, frames = outcome["clean"]
-    assert code == 0 and frames == list(range(30)) and "stopped: end of source" in output
-    code, output, frames = outcome["damaged"]
-    stopped = [line for line in output.splitlines() if line.startswith("stopped:")]
-    assert code == 3 and len(stopped) == 1 and "FFmpeg could not decode" in stopped[0], output
+    summary = run(RunConfig(source=str(clean), show=False, json_path=str(tmp_path / "clean.jsonl")))
+    assert summary.exit_code == 0 and summary.frames == 30 and summary.stopped == "end of source"
+    log = tmp_path / "damaged.jsonl"
+    done = subprocess.run([sys.executable, "-m", "edgefer", "run", "--source", str(damaged), "--no-show",
+                           "--json", str(log)], capture_output=True, text=True, timeout=120)
+    assert "@ 0x" not in done.stderr and "error while decoding" not in done.stderr, done.stderr
+    frames = [json.loads(line)["frame"] for line in log.read_text().splitlines()]
+    stopped = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("stopped:")]
+    assert done.returncode == 3 and len(stopped) == 1 and "FFmpeg could not decode" in stopped[0], done.stdout
     skipped = sorted(set(range(30)) - set(frames))
     assert 0 in skipped and len(skipped) < 10 and frames[-1] == 29   # the damage, then the rest of the video
     assert f"could not decode {len(skipped)} frame(s) ({', '.join(map(str, skipped[:5]))}" in stopped[0]

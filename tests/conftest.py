@@ -193,31 +193,7 @@ SLOW_MODULES = {"test_training", "test_prune", "test_profiling", "test_sweep", "
 SLOW_FIXTURES = {"trained_model", "exported"}
 
 
-# The longest tests first (pytest --durations, 2026-12-06, 2 cores: 20-90 s each), so that pytest-xdist's two
-# workers end together instead of one running a long test alone at the end; the rest keep their order.
-LONGEST_FIRST = (
-    "test_profiling.py::test_small_end_to_end_profile",
-    "test_distribute.py::test_two_processes_share_one_job",
-    "test_training.py::test_train_then_evaluate_end_to_end",
-    "test_sweep.py::test_two_workers_share_a_postgres_study",
-    "test_reparam.py::test_branches_run_ships_the_plain_model",
-    "test_training.py::test_trains_on_jax_without_tensorflow",
-    "test_training.py::test_training_can_start_from_a_trained_models_weights",
-    "test_sweep.py::test_heartbeats_fail_a_killed_sweeps_trial",
-    "test_averaging.py::test_weight_averaged_schedule_averages_every_epoch_across_a_resume",
-    "test_prune.py::test_prune_run_shrinks_a_trained_model",
-    "test_bulk.py::test_bulk_finds_what_run_finds",
-    "test_training.py::test_interrupted_run_resumes_from_last_checkpoint",
-)
-
-
-def _rank(item) -> int:
-    where = item.nodeid.rsplit("/", 1)[-1]
-    return next((k for k, prefix in enumerate(LONGEST_FIRST) if where.startswith(prefix)), len(LONGEST_FIRST))
-
-
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=_rank)   # stable: every other test keeps its place
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]
         fixtures = set(getattr(item, "fixturenames", ()))

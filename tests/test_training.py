@@ -146,7 +146,7 @@ def test_training_can_start_from_a_trained_models_weights(trained_model, fer_csv
         copy_weights(trained_model, build_model("cnn"))
 
     logs = []
-    config = config_from_recipe("quick", data=str(fer_csv), limit=640, epochs=1, lr=1e-9, project=str(tmp_path),
+    config = config_from_recipe("quick", data=str(fer_csv), limit=320, epochs=1, lr=1e-9, project=str(tmp_path),
                                 name="warm", init_weights=str(trained_model))
     result = train(config, verbose=0, log=logs.append)
     assert f"initial weights from {trained_model}" in logs

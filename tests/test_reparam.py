@@ -60,10 +60,10 @@ def test_merge_refuses_a_plain_model():
 
 def test_branches_run_ships_the_plain_model_with_the_selected_accuracy(fer_csv, tmp_path):
     """A --branches run trains the expanded form, resumes it, and writes model.keras merged: 58,423
-    parameters scoring exactly the best epoch's validation accuracy. 513 rows: an uneven last batch."""
+    parameters scoring exactly the best epoch's validation accuracy. 257 rows: an uneven last batch (4 x 64 + 1)."""
     import keras
 
-    config = config_from_recipe("quick", data=str(fer_csv), limit=513, epochs=2, branches=1,
+    config = config_from_recipe("quick", data=str(fer_csv), limit=257, epochs=2, branches=1,
                                 project=str(tmp_path), name="rep")
 
     def interrupt(row, improved):
@@ -87,7 +87,7 @@ def test_branches_run_ships_the_plain_model_with_the_selected_accuracy(fer_csv, 
 
     from edgefer.data import read_fer_csv
 
-    val = read_fer_csv(fer_csv, "PublicTest", limit=513)
+    val = read_fer_csv(fer_csv, "PublicTest", limit=257)
     expanded = keras.saving.load_model(run / "weights/best.keras", compile=False)
     np.testing.assert_allclose(predict_probabilities(shipped, val.images),
                                predict_probabilities(expanded, val.images), atol=1e-5)

@@ -1,7 +1,7 @@
 """A watchdog for the local Ray instance a bulk job starts.
 
 When the job's process dies without shutting Ray down (kill -9, an OOM kill, a crash), Ray's raylet and GCS
-follow it, but agents started a moment earlier can outlive it: measured here (Ray 2.5x, 2 cores), a driver
+follow it, but agents started a moment earlier can outlive it: measured here (Ray 2.60, 2 cores), a driver
 killed 4 or 8 s into a job left `ray::DashboardAgent` and `ray::RuntimeEnvAgent` (~90 MB each) running, parented
 to init, for 60-100 s. The reaper is a separate process in its own session (Ctrl-C in the terminal does not reach
 it) that keeps a list of the job's descendants (pid and start time) and, once the job's end of its pipe closes

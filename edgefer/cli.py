@@ -170,8 +170,8 @@ def _train_runs(ctx, model, data, recipe, name, resume, verbose) -> None:
     from edgefer.models import MODELS, check_model_name
     from edgefer.train import config_from_recipe
     from edgefer.train import resume as resume_run
-    from edgefer.train.loop import RESUME_CHANGES
     from edgefer.train import train as train_run
+    from edgefer.train.loop import RESUME_CHANGES
 
     with one_line_errors(interrupted=None):   # the caller names the run to resume
         if resume is not None:

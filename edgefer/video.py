@@ -4,8 +4,9 @@ When FFmpeg cannot decode a frame, OpenCV still hands back a picture (the concea
 success; FFmpeg's only signal is a log line on the process's standard error (`[h264 @ 0x55..] error while
 decoding MB 0 5, bytestream 3323`) that names no file. A `CheckedVideo` decodes on one thread, so that an error
 belongs to the frame being read (720p H.264: 1.08 vs 1.23 ms a frame with FFmpeg's frame threads, within this
-machine's noise; profiles/benchmarks/decode_errors.md), and points file descriptor 2 at a scratch file while it opens, seeks and reads, so that each frame's
-FFmpeg lines come back with that frame instead of reaching the terminal unattributed. Anything else written to
+machine's noise; profiles/benchmarks/decode_errors.md), and points file descriptor 2 at a scratch file while
+it opens, seeks and reads, so that each frame's FFmpeg lines come back with that frame instead of reaching the
+terminal unattributed. Anything else written to
 standard error in that window (another thread's progress bar) is passed on. Used by `run` and `bulk`; a leaf.
 """
 
@@ -81,6 +82,8 @@ class CheckedVideo:
                 self._collect()
 
     def _collect(self) -> None:
+        if os.lseek(self._scratch.fileno(), 0, os.SEEK_CUR) == 0:   # nothing written: the usual, clean frame
+            return
         self._scratch.seek(0)
         text = self._scratch.read().decode("utf-8", "replace")
         self._scratch.seek(0)

@@ -166,13 +166,13 @@ class FrameSource:
                     if self.kind == "video" and expected and index < expected - 1:
                         self.stopped = f"video ended early at frame {index} of {expected} (corrupt or truncated)"
                         self.damaged = True
-                    if self.decode_errors:
-                        ended = self.stopped if self.damaged else ""
-                        self.stopped = "; ".join(filter(None, [ended, describe(self.decode_errors)]))
-                        self.damaged = True
                     elif live:
                         retried = f" (reopening for {self.retry_seconds:g} s failed)" if self.retry_seconds else ""
                         self.stopped = f"{self.kind} stopped delivering frames after {index}{retried}"
+                        self.damaged = True
+                    if self.decode_errors:   # a video file's skipped frames, after any early end
+                        ended = self.stopped if self.damaged else ""
+                        self.stopped = "; ".join(filter(None, [ended, describe(self.decode_errors)]))
                         self.damaged = True
                     return
                 timestamp = index / self.fps if self.kind == "video" else time.perf_counter() - started
